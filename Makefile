@@ -1,0 +1,44 @@
+# curricurun: set-up and everyday commands. Every target is idempotent and quick the second time.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.curricurun-installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: install data demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# torch: keep the user's torch if the venv has one; else the pinned build (on this machine's disk), else PyPI's.
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install torch==2.14.1 torchvision==0.29.1 \
+		|| $(PIP) install torch torchvision
+	$(PIP) install -e ".[dev]"
+	touch $(STAMP)
+
+# Fashion-MNIST (70k real images, MIT) from Debian's dataset-fashion-mnist package.
+data: $(FASHION_MNIST)
+
+$(FASHION_MNIST):
+	@if [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)); \
+	else \
+		echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu)"; exit 1; \
+	fi
+
+demo: install data
+	$(VENV)/bin/curricurun train recipes/demo.yaml
+
+test: install data
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check curricurun tests bench
+
+bench: install data
+	$(PY) bench/engine_overhead.py
+
+clean:
+	rm -rf runs schedule-*.png .pytest_cache

@@ -1,0 +1,219 @@
+"""The ``curricurun`` command line (Typer + rich).
+
+User errors (:class:`~curricurun.errors.UserError`) print one line per problem on stderr and exit 2 with
+no traceback; ``--debug`` shows the traceback. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curricurun import __version__
+from curricurun.errors import UserError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+app = typer.Typer(
+    name="curricurun",
+    help="Train vision models with published curricula, exact on any number of processes.\n\n"
+    "Example: curricurun train recipes/demo.yaml --set training.epochs=2",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_debug = False
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="override a recipe value: --set optim.lr=3e-4 (YAML-typed; repeatable)", show_default=False),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"curricurun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show Python tracebacks for user errors")] = False,
+) -> None:
+    """Train vision models with published curricula, exact on any number of processes.
+
+    Example: curricurun train recipes/demo.yaml --set training.epochs=2
+    """
+    global _debug
+    _debug = debug
+
+
+def _load(recipe: Path, overrides: list[str] | None):
+    from curricurun.recipe import load_recipe
+
+    return load_recipe(recipe, overrides or [])
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
+    set_: SetOption = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="checkpoint dir, run dir, or 'latest' (the default when given alone)")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="run directory (default: training.output_dir)")] = None,
+) -> None:
+    """Train a recipe on CPU, one GPU or many (under `accelerate launch`).
+
+    Example: curricurun train recipes/demo.yaml --set training.epochs=1 --output-dir runs/try
+    """
+    from curricurun.engine.trainer import train as run_training
+    from curricurun.recipe import resolved_dict
+
+    loaded = _load(recipe, set_)
+    run_training(loaded, resolved_dict(loaded), str(output_dir) if output_dir else None, resume)
+
+
+@app.command()
+def validate(
+    recipes: Annotated[list[Path], typer.Argument(help="one or more recipe YAML files")],
+    set_: SetOption = None,
+) -> None:
+    """Check recipes without training: prints 'ok' per file, or every problem found.
+
+    Example: curricurun validate recipes/*.yaml
+    """
+    failures = []
+    for path in recipes:
+        try:
+            _load(path, set_)
+            out.print(f"{path}: ok")
+        except UserError as error:
+            failures.append(str(error))
+    if failures:
+        raise UserError("\n".join(failures))
+
+
+@app.command("recipes")
+def list_recipes() -> None:
+    """List the shipped recipes with a one-line description each.
+
+    Example: curricurun recipes
+    """
+    import yaml
+
+    table = Table("recipe", "description")
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        table.add_row(str(path.relative_to(RECIPES_DIR.parent)), str(data.get("description", "")))
+    out.print(table)
+
+
+@app.command("curricula")
+def list_curricula() -> None:
+    """List built-in and installed curricula with a one-line description each.
+
+    Example: curricurun curricula
+    """
+    from curricurun.curriculum import registry
+
+    table = Table("curriculum", "description", "source")
+    for name, summary, source in registry.describe():
+        table.add_row(name, summary, source)
+    out.print(table)
+
+
+@app.command("inspect-model")
+def inspect_model(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
+    set_: SetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Count the model's parameters (built on the meta device: a 2B model costs nothing).
+
+    Example: curricurun inspect-model recipes/demo.yaml --json
+    """
+    from curricurun.model_summary import summarize_model
+
+    summary = summarize_model(_load(recipe, set_))
+    if as_json:
+        out.print(json.dumps(summary, indent=2), markup=False)
+        return
+    table = Table("module", "parameters", "trainable")
+    for name, counts in summary["modules"].items():
+        table.add_row(name, f"{counts['parameters']:,}", f"{counts['trainable_parameters']:,}")
+    out.print(table)
+    out.print(f"total {summary['parameters']:,} parameters, {summary['trainable_parameters']:,} trainable")
+
+
+@app.command("inspect-schedule")
+def inspect_schedule(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
+    set_: SetOption = None,
+    dataset_size: Annotated[Optional[int], typer.Option("--dataset-size", help="training samples (skips loading the data)")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", help="alternative to --dataset-size")] = None,
+    world_size: Annotated[int, typer.Option("--world-size", help="simulate W processes")] = 1,
+    out_png: Annotated[Optional[Path], typer.Option("--out", help="PNG path (default: schedule-<recipe>.png here)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the schedule as JSON")] = False,
+    every: Annotated[int, typer.Option("--every", help="with --json: one entry every K steps")] = 1,
+    measure: Annotated[bool, typer.Option("--measure", help="time a few real steps at each distinct stage shape")] = False,
+) -> None:
+    """Show the curriculum's stages before training: terminal table, PNG plot, --json.
+
+    Example: curricurun inspect-schedule recipes/var_d36.yaml --dataset-size 1281167 --world-size 8
+    """
+    from curricurun.schedule_report import run_inspect_schedule
+
+    run_inspect_schedule(
+        _load(recipe, set_), recipe_path=recipe, dataset_size=dataset_size, steps_per_epoch=steps_per_epoch,
+        world_size=world_size, out_png=out_png, as_json=as_json, every=every, measure=measure, console=out,
+    )
+
+
+def _normalise_resume(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone (= latest): Typer options always take a value."""
+    fixed = list(argv)
+    for i, arg in enumerate(fixed):
+        if arg == "--resume" and (i + 1 == len(fixed) or fixed[i + 1].startswith("-")):
+            fixed.insert(i + 1, "latest")
+            break
+    return fixed
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: runs the Typer app and turns user errors into exit code 2."""
+    args = _normalise_resume(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="curricurun", standalone_mode=False)
+    except UserError as error:
+        if debug:
+            raise
+        for line in str(error).splitlines() or ["error"]:
+            err.print(f"error: {line}", markup=False)
+        return 2
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except Exception as error:
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return 0
+
+
+def entry() -> None:
+    sys.exit(run())

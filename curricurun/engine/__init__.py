@@ -1,0 +1,1 @@
+"""The Accelerate training engine: loop, checkpoints, evaluation and reporting."""

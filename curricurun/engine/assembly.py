@@ -1,0 +1,118 @@
+"""From a validated recipe to the pieces a run needs: batch sizes, curriculum, plan, LR rule and schedules.
+
+Shared by ``train`` and ``inspect-schedule`` so that what the user inspects is exactly what trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curricurun.errors import UserError
+from curricurun.lr import LrRule, LrSchedule, WeightDecaySchedule, resolve_lr_rule
+from curricurun.plan import PlanConfig, TrainingPlan
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    """Per-device micro-batch, accumulation and the resulting global (optimizer-step) batch."""
+
+    per_device: int
+    accumulation: int
+    world_size: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.per_device * self.world_size * self.accumulation
+
+
+def batch_sizes(recipe, world_size: int) -> BatchSizes:
+    """global = per_device × world_size × accumulation; a global batch must divide evenly."""
+    batch = recipe.batch
+    if batch.per_device is not None:
+        return BatchSizes(batch.per_device, batch.accumulation, world_size)
+    per_micro = world_size * batch.accumulation
+    if batch.global_batch % per_micro:
+        raise UserError(
+            f"batch.global: {batch.global_batch} is not divisible by world size {world_size} × accumulation {batch.accumulation}"
+        )
+    return BatchSizes(batch.global_batch // per_micro, batch.accumulation, world_size)
+
+
+def build_curriculum(recipe):
+    """The composed curriculum of the recipe, or None when it has none."""
+    if not recipe.curriculum:
+        return None
+    from curricurun.curriculum import registry
+
+    return registry.build([dict(spec) for spec in recipe.curriculum])
+
+
+def build_plan(recipe, dataset_size: int, world_size: int, curriculum) -> TrainingPlan:
+    sizes = batch_sizes(recipe, world_size)
+    training, schedule = recipe.training, recipe.schedule
+    config = PlanConfig(
+        dataset_size=dataset_size,
+        world_size=world_size,
+        global_batch=sizes.global_batch,
+        accumulation=sizes.accumulation,
+        epochs=training.epochs,
+        steps=training.steps,
+        budget_epochs=training.budget_epochs,
+        warmup_steps=schedule.warmup_steps or 0,
+        warmup_epochs=schedule.warmup_epochs,
+        warmup_fraction=schedule.warmup_fraction,
+        full_resolution=recipe.data.image_size,
+    )
+    return TrainingPlan(config, curriculum)
+
+
+@dataclass(frozen=True)
+class LearningRatePlan:
+    """The LR rule (world-size scaling) and the LR / WD schedules, evaluated per optimizer step."""
+
+    rule: LrRule
+    schedule: LrSchedule
+    weight_decay: WeightDecaySchedule
+    unit_per_step: int  # 1 when the schedule counts optimizer steps, accumulation when micro-steps (VAR)
+
+    def position(self, step: int) -> int:
+        # VAR sets the LR every micro-iteration; the optimizer steps on the last one of the window.
+        return step * self.unit_per_step + self.unit_per_step - 1 if self.unit_per_step > 1 else step
+
+    def lr_at(self, step: int) -> float:
+        return self.rule.effective_lr * self.schedule.ratio_at(self.position(step))
+
+    def weight_decay_at(self, step: int) -> float:
+        return self.weight_decay.value_at(self.position(step))
+
+
+def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculum) -> LearningRatePlan:
+    optim, schedule = recipe.optim, recipe.schedule
+    rule = resolve_lr_rule(
+        base_lr=optim.lr,
+        rule=optim.lr_scaling.rule,
+        global_batch=sizes.global_batch,
+        per_device_batch=sizes.per_device,
+        reference_batch=optim.lr_scaling.reference_batch,
+        reference_world_size=optim.lr_scaling.reference_world_size,
+    )
+    unit = sizes.accumulation if schedule.unit == "micro_steps" else 1
+    total = plan.total_steps
+    if schedule.length_epochs is not None:
+        total = max(total, round(schedule.length_epochs * plan.steps_per_epoch))
+    shape = schedule.shape
+    if shape == "auto":
+        shape = getattr(curriculum, "preferred_lr_shape", None) or "cosine"
+    lr_schedule = LrSchedule(
+        shape=shape,
+        total_steps=total * unit,
+        warmup_steps=plan.warmup_steps * unit,
+        warmup_start_ratio=schedule.warmup_start_ratio,
+        final_ratio=schedule.final_ratio,
+        milestones=tuple(schedule.milestones),
+        gamma=schedule.gamma,
+        hold_steps=schedule.hold_steps * unit,
+    )
+    end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
+    weight_decay = WeightDecaySchedule(optim.weight_decay, end, total * unit)
+    return LearningRatePlan(rule, lr_schedule, weight_decay, unit)

@@ -1,0 +1,29 @@
+"""Optimiser construction from the recipe's ``optim`` section.
+
+Weight decay is written into the decayed groups by the engine every step (it may follow a schedule), so
+every group is created with ``weight_decay=0`` here, as VAR does (research/var.md §3).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def build_optimizer(optim, param_groups: list[dict]) -> torch.optim.Optimizer:
+    """AdamW / Adam / SGD from torch, LAMB from timm (ET++'s ConvNeXt and ResNet recipes use it)."""
+    groups = [
+        {"params": group["params"], "weight_decay": 0.0, "weight_decay_applies": group["weight_decay_applies"]}
+        for group in param_groups
+        if group["params"]
+    ]
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+    if optim.name == "adam":
+        return torch.optim.Adam(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    if optim.name == "lamb":
+        from timm.optim import Lamb
+
+        return Lamb(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+    raise ValueError(f"unknown optimizer {optim.name}")  # the recipe schema allows only the names above

@@ -1,0 +1,340 @@
+"""The training loop on Accelerate, top to bottom: set LR/WD from the step, forward, backward, clip, step.
+
+Everything that varies during a run is read from the :class:`~curricurun.plan.TrainingPlan` by step
+number, so the loop keeps no hidden state and a resumed run continues bit for bit (on CPU).
+
+Placement rules worth knowing (research/ecosystem.md §1):
+- no LR scheduler is ``prepare``d: Accelerate would step it ``num_processes`` times per optimizer step;
+- the DataLoader is not ``prepare``d either: our sampler is already rank-aware (preparing would shard it
+  twice) and resumable (Accelerate's default sampler state is not saved);
+- ``end_training()`` runs at exit: it tears down the gloo group, which otherwise sometimes aborts at exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
+from curricurun.engine.checkpoint import load_checkpoint, resolve_resume_path, save_checkpoint
+from curricurun.engine.evaluation import evaluate
+from curricurun.engine.optimizers import build_optimizer
+from curricurun.engine.reporting import Reporter
+from curricurun.errors import UserError
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports back (used by the CLI summary and by tests)."""
+
+    run_dir: Path
+    final_step: int
+    checkpoint: Path | None
+    eval_history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def make_accelerator(recipe, run_dir: Path):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    precision = recipe.training.precision
+    return Accelerator(
+        # "auto" defers to the launcher (`accelerate launch --mixed_precision ...`): an explicit value in
+        # code would override the launcher's flag (research/ecosystem.md §1.1).
+        mixed_precision=None if precision == "auto" else precision,
+        # Without cpu=True, processes spawned by torchrun on a machine with no GPU each run alone
+        # (DistributedType.NO): silent duplicate training (research/ecosystem.md §1.2).
+        cpu=not torch.cuda.is_available(),
+        log_with=list(recipe.training.log_with) or None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+    )
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Seed of the model-side randomness (dropout, drop-path) at one step on one rank: resume-exact."""
+    return (seed * 6_700_417 + step * 1_009 + rank * 104_729) % (2**62)
+
+
+def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resume: str | None = None,
+          stop_after_steps: int | None = None) -> RunResult:
+    """Run a recipe to the end of its plan (or ``stop_after_steps``, used to test resume).
+
+    Args:
+        recipe: the validated recipe.
+        resolved: the resolved recipe as plain data (stored in every checkpoint).
+        output_dir: run directory (default: the recipe's ``training.output_dir``).
+        resume: a checkpoint path, a run directory, or ``"latest"``.
+    """
+    from accelerate.utils import set_seed
+
+    from curricurun.data import load_split
+    from curricurun.data.transforms import StageTransform
+    from curricurun.setups import get as get_setup
+    from curricurun.setups.classification import DataShape
+
+    run_dir = Path(output_dir or recipe.training.output_dir or f"runs/{recipe.name}")
+    resume_path = resolve_resume_path(resume, run_dir) if resume else None  # before anything is written
+    accelerator = make_accelerator(recipe, run_dir)
+    rank, world_size = accelerator.process_index, accelerator.num_processes
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
+
+    data = recipe.data
+    train_data = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
+                            image_column=data.image_column, label_column=data.label_column,
+                            max_samples=data.max_train_samples)
+    eval_data = None
+    if data.eval_split:
+        eval_data = load_split(data.source, data.path, data.eval_split, config=data.config, revision=data.revision,
+                               image_column=data.image_column, label_column=data.label_column,
+                               max_samples=data.max_eval_samples)
+
+    setup_cls = get_setup(recipe.setup.name)
+    setup = setup_cls(recipe.setup_params, DataShape(train_data.channels, train_data.num_classes, data.image_size))
+    curriculum = build_curriculum(recipe)
+    sizes = batch_sizes(recipe, world_size)
+    plan = build_plan(recipe, len(train_data), world_size, curriculum)
+    learning_rate = build_learning_rate(recipe, plan, sizes, curriculum)
+
+    set_seed(recipe.seed)  # identical initial weights on every rank
+    model = setup.build_model()
+    from curricurun.param_groups import split_decay_groups
+
+    optimizer = build_optimizer(recipe.optim, split_decay_groups(model, recipe.optim.no_decay_names))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if recipe.training.compile:
+        model = torch.compile(model)
+    ema = None
+    if recipe.training.ema is not None:
+        from curricurun.ema import ModelEma
+
+        cfg = recipe.training.ema
+        ema = ModelEma(accelerator.unwrap_model(model), decay=cfg.decay, schedule=cfg.schedule, beta=cfg.beta,
+                       total_steps=plan.total_steps)
+
+    start_step, early_stop_state, history = 0, {"best": None, "bad_evals": 0}, []
+    if resume_path is not None:
+        start_step, early_stop_state, history = _restore(resume_path, accelerator, model, optimizer, ema, plan)
+        reporter.print(f"resumed from {resume_path} at step {start_step}")
+
+    reporter.print(
+        f"curricurun: {recipe.name} · {world_size} process(es) · batch per device {sizes.per_device} × world {world_size}"
+        f" × accumulation {sizes.accumulation} = global {sizes.global_batch}"
+    )
+    reporter.print(f"learning rate: {learning_rate.rule.describe()}")
+    reporter.print(f"plan: {plan.total_steps} steps, {plan.steps_per_epoch} steps per full-size epoch, "
+                   f"compute {plan.relative_compute():.3f} of the same recipe without curriculum")
+    if accelerator.is_main_process:
+        (run_dir / "recipe.resolved.yaml").write_text(_yaml(resolved))
+    if recipe.training.log_with:
+        accelerator.init_trackers(recipe.name, config=_flat(resolved))
+
+    fft_on_device = _fft_crop_on_device(curriculum)
+    transform = StageTransform(**_transform_options(recipe))
+    from curricurun.data.sampler import PlannedBatchSampler
+    from curricurun.data.staged import StagedDataset, collate
+
+    stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
+    sampler = PlannedBatchSampler(plan, recipe.seed, rank, world_size, start_step, stop_step,
+                                  loader_applies_bandwidth=not fft_on_device)
+    loader = DataLoader(StagedDataset(train_data, transform, data.image_size), batch_sampler=sampler,
+                        collate_fn=collate, num_workers=data.num_workers,
+                        persistent_workers=False, pin_memory=False)
+    batches = iter(loader)
+
+    checkpoint_path, stopped_early = None, False
+    running_loss = torch.zeros((), device=accelerator.device)
+    running_count, samples_since, clock = 0, 0, time.perf_counter()
+    reporter.start(plan.total_steps, start_step)
+    model.train()
+    step = start_step
+    for step in range(start_step, stop_step):
+        state = plan.states[step]
+        lr, weight_decay = learning_rate.lr_at(step), learning_rate.weight_decay_at(step)
+        from curricurun.lr import apply_to_optimizer
+
+        apply_to_optimizer(optimizer, lr, weight_decay)
+        torch.manual_seed(step_seed(recipe.seed, step, rank))
+        for micro in range(sizes.accumulation):
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
+            if fft_on_device and state.bandwidth is not None:
+                from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
+
+                batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
+            last_micro = micro == sizes.accumulation - 1
+            # Gradients are all-reduced only on the last micro-batch of the accumulation window.
+            sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
+            with sync, accelerator.autocast():
+                loss = setup.training_loss(model, batch, state)
+            accelerator.backward(loss / sizes.accumulation)
+            running_loss += loss.detach()
+            running_count += 1
+        if recipe.training.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), recipe.training.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(accelerator.unwrap_model(model), step)
+        samples_since += int(plan.global_batches[step])
+        done = step + 1
+
+        if done % recipe.training.log_every_steps == 0 or done == stop_step:
+            mean_loss = accelerator.reduce(running_loss / max(running_count, 1), "mean").item()
+            elapsed = time.perf_counter() - clock
+            record = {"epoch": round(plan.epoch_at(done), 4), "lr": lr, "loss": mean_loss,
+                      "samples_per_s": samples_since / elapsed if elapsed else 0.0, **_stage_fields(state)}
+            reporter.log(record, done)
+            reporter.advance(done, _progress_info(plan.epoch_at(done), state, lr, mean_loss, record["samples_per_s"]))
+            running_loss.zero_()
+            running_count, samples_since, clock = 0, 0, time.perf_counter()
+        else:
+            reporter.advance(done, "")
+
+        if eval_data is not None and _due(plan, step, recipe.training.eval, done == plan.total_steps):
+            metrics = evaluate(setup, ema.module if (ema and recipe.training.eval.use_ema) else model,
+                               eval_data, data.image_size, sizes.per_device, accelerator, recipe)
+            record = {"epoch": round(plan.epoch_at(done), 4), **{f"eval/{k}": v for k, v in metrics.items()}}
+            history.append(record)
+            reporter.log(record, done)
+            reporter.print(f"eval at step {done} (epoch {plan.epoch_at(done):.2f}): " +
+                           ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            model.train()
+            if recipe.training.early_stopping is not None:
+                stopped_early = _early_stop(recipe.training.early_stopping, metrics, early_stop_state)
+        if _due(plan, step, recipe.training.checkpoint, done == plan.total_steps) or stopped_early or done == stop_step:
+            checkpoint_path = _save(run_dir, done, plan, accelerator, model, optimizer, ema, resolved,
+                                    learning_rate, early_stop_state, history, recipe)
+        if stopped_early:
+            reporter.print(f"early stopping at step {done}: no improvement of "
+                           f"{recipe.training.early_stopping.metric} for {recipe.training.early_stopping.patience} evaluations")
+            break
+    reporter.stop()
+    final = step + 1 if stop_step > start_step else start_step
+    if checkpoint_path is not None:
+        reporter.print(f"checkpoint: {checkpoint_path}")
+    reporter.print(f"metrics: {run_dir / 'metrics.jsonl'}")
+    if history:
+        reporter.summary(f"{recipe.name}: evaluation", [(str(h["epoch"]), ", ".join(
+            f"{k.removeprefix('eval/')} {v:.4f}" for k, v in h.items() if k != "epoch")) for h in history])
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return RunResult(run_dir, final, checkpoint_path, history, stopped_early)
+
+
+def _due(plan, step: int, every, is_last: bool) -> bool:
+    """Evaluation / checkpoint cadence: every N steps or every N epochs, and always at the end."""
+    if is_last:
+        return True
+    if every.every_steps and (step + 1) % every.every_steps == 0:
+        return True
+    return bool(every.every_epochs) and plan.epoch_boundary_crossed(step, every.every_epochs)
+
+
+def _early_stop(config, metrics: dict[str, float], state: dict[str, Any]) -> bool:
+    name = config.metric.removeprefix("eval/")
+    if name not in metrics:
+        raise UserError(f"training.early_stopping.metric: '{config.metric}' is not reported; reported: {', '.join(metrics)}")
+    value, best = metrics[name], state["best"]
+    improved = best is None or (value > best + config.min_delta if config.mode == "max" else value < best - config.min_delta)
+    if improved:
+        state["best"], state["bad_evals"] = value, 0
+    else:
+        state["bad_evals"] += 1
+    return state["bad_evals"] >= config.patience
+
+
+def _save(run_dir, step, plan, accelerator, model, optimizer, ema, resolved, learning_rate, early_stop_state,
+          history, recipe) -> Path | None:
+    accelerator.wait_for_everyone()
+    path = None
+    if accelerator.is_main_process:
+        trainer_state = {
+            "step": step,
+            "epoch": plan.epoch_at(step),
+            "sampler": {"seed": recipe.seed, "next_step": step,
+                        "epoch_index": int(plan.epoch_index[min(step, plan.total_steps - 1)]),
+                        "epoch_offset": int(plan.epoch_offset[min(step, plan.total_steps - 1)])},
+            "curriculum": plan.states[min(step, plan.total_steps - 1)].as_dict(),
+            "total_steps": plan.total_steps,
+            "world_size": accelerator.num_processes,
+            "lr_rule": learning_rate.rule.as_dict(),
+            "early_stopping": early_stop_state,
+            "eval_history": history,
+            "recipe": resolved,
+            "rng": "derived from (seed, step, rank) at every step; nothing to restore",
+        }
+        path = save_checkpoint(
+            run_dir, step,
+            accelerator.unwrap_model(model).state_dict(),
+            optimizer.state_dict(),
+            trainer_state,
+            ema.state_dict() if ema is not None else None,
+            keep_last=recipe.training.checkpoint.keep_last,
+        )
+    accelerator.wait_for_everyone()
+    return path or run_dir
+
+
+def _restore(path: Path, accelerator, model, optimizer, ema, plan):
+    loaded = load_checkpoint(path)
+    state = loaded["trainer_state"]
+    try:
+        accelerator.unwrap_model(model).load_state_dict(loaded["model"])
+        optimizer.load_state_dict(loaded["optimizer"])
+        if ema is not None and "ema" in loaded:
+            ema.load_state_dict(loaded["ema"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise UserError(f"{path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})") from None
+    step = int(state["step"])
+    if state.get("total_steps") != plan.total_steps:
+        raise UserError(f"{path}: checkpoint plan has {state.get('total_steps')} steps, this run {plan.total_steps};"
+                        " resume with the same recipe, world size and batch")
+    return step, state.get("early_stopping", {"best": None, "bad_evals": 0}), state.get("eval_history", [])
+
+
+def _fft_crop_on_device(curriculum) -> bool:
+    for member in getattr(curriculum, "members", ()) or ():
+        if getattr(member, "name", "") == "low_frequency_crop" and getattr(member.params, "method", "") == "fft":
+            return True
+    return False
+
+
+def _transform_options(recipe) -> dict[str, Any]:
+    augment = recipe.data.augment
+    return {"hflip": augment.hflip, "random_crop_padding": augment.random_crop_padding,
+            "randaugment_num_ops": augment.randaugment_num_ops, "fixed_magnitude": augment.randaugment_magnitude}
+
+
+def _stage_fields(state) -> dict[str, Any]:
+    return {key: value for key, value in state.as_dict().items() if key != "scale_loss_weights"}
+
+
+def _progress_info(epoch: float, state, lr: float, loss: float, rate: float) -> str:
+    stage = " ".join(f"{k}={v}" for k, v in _stage_fields(state).items())
+    return f"epoch {epoch:.2f} {stage} lr {lr:.2e} loss {loss:.4f} {rate:.0f} samples/s"
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+

@@ -1,0 +1,395 @@
+"""Learning rate and weight decay as pure functions of the optimizer step, and the world-size LR rule.
+
+Why pure functions and not a torch scheduler: Accelerate steps a *prepared* scheduler ``num_processes``
+times per optimizer step (research/ecosystem.md §1.7), and a scheduler's own counter is one more piece of
+state to checkpoint. The engine instead calls ``schedule.ratio_at(step)`` every optimizer step and writes
+the result with :func:`apply_to_optimizer`; resume needs only the step (nanoGPT's ``get_lr(it)``, timm's
+stateless schedulers, research/ecosystem.md §2.4).
+
+The LR that the engine writes is ``rule.effective_lr × schedule.ratio_at(step)``, where ``rule`` is the
+world-size rule (:func:`resolve_lr_rule`), computed once, logged and stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+LR_RULES = ("linear", "sqrt", "none")
+_GENERIC_SHAPES = ("constant", "cosine", "linear", "step", "sg_cosine")
+_VAR_NAMED_SHAPES = ("lin", "lin0", "lin00", "cos", "exp")
+VALID_SHAPES_TEXT = "constant, cosine, linear, step, sg_cosine, lin, lin0, lin00, lin<T> with 0<T<1, cos, exp"
+
+# VAR's named linear shapes are a plateau of T (post-warm-up fraction) at the peak, then linear to wpe
+# (research/var.md §3). ``exp`` uses the same 0.15 plateau.
+_VAR_PLATEAU = {"lin": 0.15, "lin0": 0.05, "exp": 0.15}
+
+
+def global_batch_size(per_device_batch: int, world_size: int, accumulation: int = 1) -> int:
+    """Samples per optimizer step over all ranks: per-device batch × world size × gradient accumulation.
+
+    The same convention as timm (``batch_size × world_size × grad_accum_steps``, research/ecosystem.md §2.4),
+    ET++/ConvNeXt (``batch_size × update_freq × world_size``, research/efficienttrain.md §3) and VAR
+    (``ac × per-GPU × world``, research/var.md §6 item 1).
+    """
+    for name, value in (("per_device_batch", per_device_batch), ("world_size", world_size), ("accumulation", accumulation)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    return per_device_batch * world_size * accumulation
+
+
+@dataclass(frozen=True)
+class LrRule:
+    """The peak LR of this run and how it was derived from the recipe's base LR.
+
+    ``effective_lr = base_lr × scale(ratio)`` with ``ratio = global_batch / reference_batch`` and scale
+    linear (Goyal et al.), sqrt (Krizhevsky; timm's default for Adam-like optimizers) or none
+    (research/ecosystem.md §2.3 DeepSpeed ``scale_lr``, §2.4 timm ``--lr-base-scale``).
+
+    Attributes:
+        rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
+        base_lr: the recipe's LR, tuned at ``reference_batch``.
+        global_batch: this run's samples per optimizer step (:func:`global_batch_size`).
+        reference_batch: the global batch ``base_lr`` was tuned for.
+        ratio: ``global_batch / reference_batch``.
+        multiplier: what ``base_lr`` was multiplied by (``ratio``, ``sqrt(ratio)`` or 1).
+        effective_lr: the peak LR this run uses.
+        reference_source: how ``reference_batch`` was obtained: ``"reference_batch"`` (given),
+            ``"reference_world_size"`` (reference world size × per-device batch) or ``"global_batch"``
+            (nothing given, so the reference is this run's own global batch).
+        reference_world_size: the world size the recipe was tuned on, when that convention was used.
+        per_device_batch: this run's per-device batch.
+    """
+
+    rule: str
+    base_lr: float
+    global_batch: int
+    reference_batch: int
+    ratio: float
+    multiplier: float
+    effective_lr: float
+    reference_source: str
+    reference_world_size: int | None
+    per_device_batch: int
+
+    def describe(self) -> str:
+        """One line with the numbers, for the log and ``inspect-schedule``."""
+        if self.reference_source == "reference_world_size":
+            origin = (
+                f"reference_batch {self.reference_batch} = reference_world_size {self.reference_world_size}"
+                f" × per-device {self.per_device_batch}"
+            )
+        elif self.reference_source == "reference_batch":
+            origin = f"reference_batch {self.reference_batch} given"
+        else:
+            origin = "no reference batch or world size given: the reference is this run's global batch"
+        if self.rule == "none":
+            return (
+                f"lr {self.effective_lr:g} = base {self.base_lr:g}, not rescaled (rule none; global batch"
+                f" {self.global_batch}) [{origin}]"
+            )
+        return (
+            f"lr {self.effective_lr:g} = base {self.base_lr:g} × {self.rule}({self.global_batch} / {self.reference_batch})"
+            f" [{origin}]"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """All fields plus the ``describe()`` line, JSON-ready, for the log and ``trainer_state.json``."""
+        return {**dataclasses.asdict(self), "description": self.describe()}
+
+
+def resolve_lr_rule(
+    base_lr: float,
+    rule: str,
+    global_batch: int,
+    per_device_batch: int,
+    reference_batch: int | None = None,
+    reference_world_size: int | None = None,
+) -> LrRule:
+    """Scale the recipe's base LR to this run's global batch.
+
+    The reference batch is either given (VAR: 256 per ``tblr``, research/var.md §1.1; ET++: 4096,
+    research/efficienttrain.md §3) or ``reference_world_size × per_device_batch``: super-gradients recipes
+    give a per-GPU batch and an LR tuned on 8 GPUs (research/yolo_nas_pose.md §0, §3). That second
+    convention suits recipes whose per-device batch is fixed; if a recipe fixes the *global* batch instead,
+    give ``reference_batch``, otherwise the reference would move with the per-device batch.
+
+    Args:
+        base_lr: LR the recipe was tuned with, at the reference batch.
+        rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
+        global_batch: this run's samples per optimizer step (:func:`global_batch_size`).
+        per_device_batch: this run's per-device batch.
+        reference_batch: the global batch ``base_lr`` was tuned for.
+        reference_world_size: the world size the recipe was tuned on (used with ``per_device_batch``).
+
+    Raises:
+        ValueError: unknown rule, non-positive sizes, or both references given.
+    """
+    if rule not in LR_RULES:
+        raise ValueError(f"unknown LR rule '{rule}'; valid rules: {', '.join(LR_RULES)}")
+    if not base_lr > 0:
+        raise ValueError(f"base_lr must be positive, got {base_lr}")
+    if global_batch < 1 or per_device_batch < 1:
+        raise ValueError(f"batch sizes must be at least 1, got global {global_batch}, per-device {per_device_batch}")
+    if reference_batch is not None and reference_world_size is not None:
+        raise ValueError("give reference_batch or reference_world_size, not both")
+    if reference_batch is not None:
+        if reference_batch < 1:
+            raise ValueError(f"reference_batch must be at least 1, got {reference_batch}")
+        source, reference = "reference_batch", reference_batch
+    elif reference_world_size is not None:
+        if reference_world_size < 1:
+            raise ValueError(f"reference_world_size must be at least 1, got {reference_world_size}")
+        source, reference = "reference_world_size", reference_world_size * per_device_batch
+    else:
+        source, reference = "global_batch", global_batch
+    ratio = global_batch / reference
+    multiplier = {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[rule]
+    return LrRule(
+        rule=rule,
+        base_lr=base_lr,
+        global_batch=global_batch,
+        reference_batch=reference,
+        ratio=ratio,
+        multiplier=multiplier,
+        effective_lr=base_lr * multiplier,
+        reference_source=source,
+        reference_world_size=reference_world_size,
+        per_device_batch=per_device_batch,
+    )
+
+
+def parse_shape(s: str) -> str:
+    """Validate an LR schedule shape name and return it.
+
+    Raises:
+        ValueError: naming the valid shapes.
+    """
+    if s in _GENERIC_SHAPES or s in _VAR_NAMED_SHAPES:
+        return s
+    if s.startswith("lin"):
+        try:
+            threshold = float(s[3:])
+        except ValueError:
+            threshold = math.nan
+        if 0 < threshold < 1:
+            return s
+    raise ValueError(f"unknown LR schedule shape '{s}'; valid shapes: {VALID_SHAPES_TEXT}")
+
+
+def _is_var_shape(shape: str) -> bool:
+    return shape not in _GENERIC_SHAPES
+
+
+@dataclass(frozen=True)
+class LrSchedule:
+    """The LR multiplier (of ``LrRule.effective_lr``) at each optimizer step.
+
+    Warm-up (all shapes but ``sg_cosine``): for step < W = round(warmup_steps), the ratio rises linearly
+    ``warmup_start_ratio + (1 − warmup_start_ratio)·step/W`` (VAR ``utils/lr_control.py``, research/var.md
+    §3; the same as timm's warm-up). W is rounded as VAR rounds ``wp_it`` (Python's ``round``).
+
+    Generic shapes, after warm-up and ``hold_steps`` at the peak, with D = W + hold_steps and progress
+    p = (step − D)/(total_steps − D) clipped to [0, 1]:
+
+    - ``constant``: 1.
+    - ``cosine``: final + (1 − final)(½ + ½cos(πp)).
+    - ``linear``: 1 − (1 − final)p.
+    - ``step``: gamma^k, k = the number of ``milestones`` (fractions of the post-warm-up steps) with p ≥ it.
+    - ``sg_cosine``: super-gradients' ``LinearBatchLRWarmup`` + ``CosineLRScheduler`` exactly
+      (``callbacks.py:317-379, 489-513``, research/yolo_nas_pose.md §1.2, §0). It differs from ``cosine``
+      in three ways: the warm-up is ``linspace(start, 1, W)`` (it reaches 1 at step W − 1, not W); the
+      cosine is ``final + (1 − final)·½(1 + cos(π t/(T + 1)))`` with T = total − W − hold, so the final
+      ratio is never quite reached; and the callback sets the LR *after* an optimizer step, so step g
+      uses t = max(0, g − 1 − W − hold). For YOLO-NAS-Pose: W = min(128, steps per epoch),
+      ``warmup_start_ratio = 1e-6 / initial_lr``, ``hold_steps = lr_warmup_epochs (10) × steps per epoch``,
+      ``total_steps = max_epochs (1000) × steps per epoch`` even when early stopping ends the run sooner.
+
+    VAR shapes (``utils/lr_control.py:10-43``, research/var.md §3), with pasd = (step − W)/(total − 1 − W)
+    and rest = 1 − pasd; ``final_ratio`` is VAR's ``wpe``:
+
+    - ``cos``: wpe + (1 − wpe)(½ + ½cos(π·pasd)).
+    - ``lin`` / ``lin0``: 1 while pasd < 0.15 / 0.05, then wpe + (1 − wpe)·rest/(1 − T).
+    - ``lin00``: wpe + (1 − wpe)·rest.
+    - ``lin<T>``: m = (1 + wpe + (1 − wpe)(1 − T))/2; 1 + (m − 1)·pasd/T while pasd < T, then
+      wpe + (m − wpe)·rest/(1 − T).
+    - ``exp``: 1 while pasd < 0.15, then exp((pasd − 0.15)/0.85 · ln wpe).
+
+    VAR evaluates its schedule on micro-iterations: to match it with gradient accumulation, pass the
+    micro-step counts (``total_steps`` = total micro-steps, step = the micro-step at which the optimizer
+    steps).
+
+    Attributes:
+        shape: see :func:`parse_shape`.
+        total_steps: length of the schedule in steps; independent of when training actually stops.
+        warmup_steps: W before rounding (VAR's ``wp_it`` may be fractional).
+        warmup_start_ratio: ratio at step 0 (VAR ``wp0``; an absolute start LR divided by the peak LR).
+        final_ratio: ratio at the end (VAR ``wpe``, super-gradients ``cosine_final_lr_ratio``); unused by
+            ``constant`` and ``step``.
+        milestones: ``step`` only: increasing fractions in (0, 1) of the post-warm-up steps.
+        gamma: ``step`` only: factor applied at each milestone.
+        hold_steps: generic shapes only: steps at the peak between warm-up and decay.
+    """
+
+    shape: str
+    total_steps: int
+    warmup_steps: float = 0
+    warmup_start_ratio: float = 0.0
+    final_ratio: float = 0.0
+    milestones: Sequence[float] = ()
+    gamma: float = 0.1
+    hold_steps: int = 0
+
+    def __post_init__(self) -> None:
+        parse_shape(self.shape)
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        if self.total_steps < 1:
+            raise ValueError(f"total_steps must be at least 1, got {self.total_steps}")
+        if self.warmup_steps < 0 or self.hold_steps < 0:
+            raise ValueError(f"warmup_steps and hold_steps must be non-negative, got {self.warmup_steps}, {self.hold_steps}")
+        if not 0 <= self.warmup_start_ratio <= 1 or not 0 <= self.final_ratio <= 1:
+            raise ValueError(
+                f"warmup_start_ratio and final_ratio must lie in [0, 1], got {self.warmup_start_ratio}, {self.final_ratio}"
+            )
+        if self.shape == "step":
+            ms = self.milestones
+            if not ms or any(not 0 < m < 1 for m in ms) or list(ms) != sorted(set(ms)):
+                raise ValueError(f"shape 'step' needs increasing milestones in (0, 1), got {list(ms)}")
+        elif self.milestones:
+            raise ValueError(f"milestones are used only by shape 'step', not '{self.shape}'")
+        w = self.warmup_iters
+        if _is_var_shape(self.shape):
+            if self.hold_steps:
+                raise ValueError(f"VAR shape '{self.shape}' has no hold_steps; its plateau is part of the shape")
+            if w >= self.total_steps - 1:
+                raise ValueError(f"warm-up ({w} steps) must end before the last step ({self.total_steps - 1})")
+            if self.shape == "exp" and self.final_ratio <= 0:
+                raise ValueError("shape 'exp' decays to log(final_ratio), so final_ratio must be positive")
+        elif w + self.hold_steps >= self.total_steps:
+            raise ValueError(
+                f"warm-up ({w}) + hold ({self.hold_steps}) steps must be fewer than total_steps ({self.total_steps})"
+            )
+
+    @property
+    def warmup_iters(self) -> int:
+        """W = round(warmup_steps), as VAR rounds ``wp_it``."""
+        return round(self.warmup_steps)
+
+    def ratio_at(self, step: int) -> float:
+        """Multiplier of the effective LR for optimizer step ``step`` (0-based)."""
+        if step < 0:
+            raise ValueError(f"step must be non-negative, got {step}")
+        if self.shape == "sg_cosine":
+            return self._sg_cosine_ratio(step)
+        w = self.warmup_iters
+        if step < w:
+            return self.warmup_start_ratio + (1 - self.warmup_start_ratio) * step / w
+        if _is_var_shape(self.shape):
+            pasd = min((step - w) / (self.total_steps - 1 - w), 1.0)
+            return _var_ratio(self.shape, pasd, self.final_ratio)
+        decay_start = w + self.hold_steps
+        if step < decay_start:
+            return 1.0
+        p = min((step - decay_start) / (self.total_steps - decay_start), 1.0)
+        final = self.final_ratio
+        if self.shape == "cosine":
+            return final + (1 - final) * (0.5 + 0.5 * math.cos(math.pi * p))
+        if self.shape == "linear":
+            return 1 - (1 - final) * p
+        if self.shape == "step":
+            return self.gamma ** sum(1 for m in self.milestones if p >= m)
+        return 1.0
+
+    def _sg_cosine_ratio(self, step: int) -> float:
+        w, start, final = self.warmup_iters, self.warmup_start_ratio, self.final_ratio
+        if step < w:
+            # np.linspace(start, 1, num=W, endpoint=True)[step]; with W == 1 it holds only `start`.
+            return start if w == 1 else start + (1 - start) * step / (w - 1)
+        decay_start = w + self.hold_steps
+        t = max(0, step - 1 - decay_start)
+        horizon = self.total_steps - decay_start
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t / (horizon + 1)))
+
+
+def _var_ratio(shape: str, pasd: float, wpe: float) -> float:
+    """VAR's post-warm-up LR ratio (``utils/lr_control.py:17-43``, research/var.md §3)."""
+    rest = 1 - pasd
+    if shape == "cos":
+        return wpe + (1 - wpe) * (0.5 + 0.5 * math.cos(math.pi * pasd))
+    if shape == "lin00":
+        return wpe + (1 - wpe) * rest
+    if shape in _VAR_PLATEAU:
+        plateau = _VAR_PLATEAU[shape]
+        if pasd < plateau:
+            return 1.0
+        if shape == "exp":
+            return math.exp((pasd - plateau) / (1 - plateau) * math.log(wpe))
+        return wpe + (1 - wpe) * rest / (1 - plateau)
+    threshold = float(shape[3:])
+    mid = (1 + wpe + (1 - wpe) * (1 - threshold)) / 2
+    if pasd < threshold:
+        return 1 + (mid - 1) * pasd / threshold
+    return wpe + (mid - wpe) * rest / (1 - threshold)
+
+
+@dataclass(frozen=True)
+class WeightDecaySchedule:
+    """Weight decay at each step: constant, or a cosine from ``wd`` to ``wd_end`` over the whole run.
+
+    The cosine is VAR's: wd_end + (wd − wd_end)(½ + ½cos(π·step/(total_steps − 1))), warm-up included
+    (``utils/lr_control.py:47-48``, research/var.md §3); with VAR's d30/d36 recipes it *rises* from 0.05 to
+    0.08. ``wd_end=None`` (VAR's ``twde=0``) keeps ``wd`` constant.
+
+    Attributes:
+        wd: weight decay at step 0.
+        wd_end: weight decay at the last step, or None for constant.
+        total_steps: length of the schedule in steps.
+    """
+
+    wd: float
+    wd_end: float | None = None
+    total_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.wd < 0 or (self.wd_end is not None and self.wd_end < 0):
+            raise ValueError(f"weight decay must be non-negative, got wd {self.wd}, wd_end {self.wd_end}")
+        if self.wd_end is not None and self.total_steps < 2:
+            raise ValueError(f"a cosine weight decay needs total_steps >= 2, got {self.total_steps}")
+
+    def value_at(self, step: int) -> float:
+        """Weight decay for optimizer step ``step`` (0-based); steps past the end keep ``wd_end``."""
+        if step < 0:
+            raise ValueError(f"step must be non-negative, got {step}")
+        if self.wd_end is None:
+            return self.wd
+        progress = min(step / (self.total_steps - 1), 1.0)
+        return self.wd_end + (self.wd - self.wd_end) * (0.5 + 0.5 * math.cos(math.pi * progress))
+
+
+def apply_to_optimizer(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float | None) -> None:
+    """Write this step's LR into every param group and the weight decay into the decayed groups.
+
+    A group's optional ``lr_scale`` multiplies the LR (VAR's ``lr_sc``, ``utils/lr_control.py:54``). Weight
+    decay goes only to groups with ``weight_decay_applies`` true, as built by
+    :func:`curricurun.param_groups.split_decay_groups` (VAR schedules only its 'D' group, research/var.md §3).
+
+    Raises:
+        ValueError: ``weight_decay`` is given but a group lacks ``weight_decay_applies``, which would
+            otherwise silently train without weight decay.
+    """
+    for index, group in enumerate(optimizer.param_groups):
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+        if weight_decay is None:
+            continue
+        if "weight_decay_applies" not in group:
+            raise ValueError(
+                f"param group {index} has no 'weight_decay_applies' key; build the optimizer's groups with "
+                "curricurun.param_groups.split_decay_groups()"
+            )
+        if group["weight_decay_applies"]:
+            group["weight_decay"] = weight_decay

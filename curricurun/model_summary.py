@@ -1,0 +1,59 @@
+"""Parameter counts of a recipe's model, built on the meta device (no memory, no weights, no data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def summarize_model(recipe) -> dict[str, Any]:
+    """``{"parameters": N, "trainable_parameters": N, "modules": {top-level name: counts}}``.
+
+    The data is not loaded: a setup that needs channel/class counts takes them from the recipe's setup
+    section, or from the data source only when the setup cannot do without (a user error says which).
+    """
+    from curricurun.setups import get as get_setup
+    from curricurun.setups.classification import DataShape
+
+    setup_cls = get_setup(recipe.setup.name)
+    shape = _data_shape_without_loading(recipe)
+    setup = setup_cls(recipe.setup_params, shape)
+    with torch.device("meta"):
+        model = setup.build_model() if not getattr(recipe.setup_params, "weights", None) else _build_without_weights(setup)
+    modules: dict[str, dict[str, int]] = {}
+    for name, child in model.named_children():
+        modules[name] = _counts(child.parameters())
+    direct = [p for n, p in model.named_parameters(recurse=False)]
+    if direct:
+        modules["(own parameters)"] = _counts(direct)
+    return {**_counts(model.parameters()), "modules": modules}
+
+
+def _counts(parameters) -> dict[str, int]:
+    total = trainable = 0
+    for parameter in parameters:
+        total += parameter.numel()
+        trainable += parameter.numel() if parameter.requires_grad else 0
+    return {"parameters": total, "trainable_parameters": trainable}
+
+
+def _build_without_weights(setup):
+    params = setup.params.model_copy(update={"weights": None})
+    setup.params = params
+    return setup.build_model()
+
+
+def _data_shape_without_loading(recipe):
+    """Channels/classes from the recipe when stated; otherwise from the data's metadata (may need the data)."""
+    from curricurun.setups.classification import DataShape
+
+    params = recipe.setup_params
+    if getattr(params, "in_channels", None) and getattr(params, "num_classes", None):
+        return None
+    from curricurun.data import load_split
+
+    data = recipe.data
+    split = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
+                       image_column=data.image_column, label_column=data.label_column, max_samples=data.max_train_samples)
+    return DataShape(split.channels, split.num_classes, data.image_size)

@@ -1,0 +1,121 @@
+"""Image classification with any timm model: the engine's first user and the demo's setup.
+
+The number of input channels and classes come from the data unless the recipe states them, so the same
+recipe runs on Fashion-MNIST (1 channel) or an RGB dataset by changing only the data section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import timm
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from curricurun.curriculum.base import StageState
+from curricurun.errors import UserError
+
+
+class ClassificationParams(BaseModel):
+    """Recipe fields of the ``classification`` setup (``setup:`` section, besides ``name``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="timm model name, e.g. resnet18, deit_small_patch16_224")
+    num_classes: int | None = Field(default=None, gt=0, description="default: from the data")
+    in_channels: int | None = Field(default=None, gt=0, description="default: from the data")
+    weights: str | None = Field(default=None, description="local .safetensors file to start from")
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    drop_path_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
+    drop_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a setup needs to know about the data to build its model."""
+
+    channels: int
+    num_classes: int
+    image_size: int
+
+
+class ClassificationSetup:
+    """Cross-entropy classification of a timm model, reporting top-1 and top-5 accuracy."""
+
+    name: ClassVar[str] = "classification"
+    summary: ClassVar[str] = "image classification with any timm model (label smoothing, top-1/top-5)"
+    Params: ClassVar[type[BaseModel]] = ClassificationParams
+
+    def __init__(self, params: ClassificationParams, data: DataShape | None):
+        self.params = params
+        channels = params.in_channels or (data.channels if data else None)
+        classes = params.num_classes or (data.num_classes if data else None)
+        if channels is None or classes is None:
+            raise UserError("setup: in_channels and num_classes are needed when the data is not loaded")
+        self.channels, self.num_classes = channels, classes
+
+    def build_model(self) -> torch.nn.Module:
+        """Create the timm model; load local safetensors weights when the recipe names them."""
+        kwargs = dict(self.params.model_kwargs)
+        for key in ("drop_path_rate", "drop_rate"):
+            if getattr(self.params, key) is not None:
+                kwargs[key] = getattr(self.params, key)
+        if self.params.model not in timm.list_models():
+            raise UserError(f"setup.model: unknown timm model '{self.params.model}'")
+        model = timm.create_model(
+            self.params.model, pretrained=False, in_chans=self.channels, num_classes=self.num_classes, **kwargs
+        )
+        if self.params.weights:
+            load_safetensors_weights(model, Path(self.params.weights))
+        return model
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: StageState) -> torch.Tensor:
+        logits = model(batch["image"])
+        return F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.params.label_smoothing)
+
+    @torch.no_grad()
+    def evaluation_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-batch sums (never means) so that summing across ranks gives exact metrics."""
+        logits = model(batch["image"]).float()
+        labels = batch["label"]
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        return {
+            "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
+            "top1_correct": (top5[:, 0] == labels).sum().float(),
+            "top5_correct": (top5 == labels[:, None]).any(dim=1).sum().float(),
+            "count": torch.tensor(float(labels.numel()), device=labels.device),
+        }
+
+    @staticmethod
+    def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
+        count = max(sums["count"], 1.0)
+        return {
+            "loss": sums["loss_sum"] / count,
+            "top1": sums["top1_correct"] / count,
+            "top5": sums["top5_correct"] / count,
+        }
+
+
+def load_safetensors_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load weights from a safetensors file only (never a pickle); a bad file is a user error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if path.suffix != ".safetensors":
+        raise UserError(f"setup.weights: expected a .safetensors file, got '{path}'")
+    if not path.is_file():
+        raise UserError(f"setup.weights: file not found: {path}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"setup.weights: {path} is not a readable safetensors file ({error})") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(
+            f"setup.weights: {path} does not match the model: {len(missing)} missing and {len(unexpected)} unexpected keys"
+            f" (e.g. {(missing or unexpected)[0]})"
+        )
