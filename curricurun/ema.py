@@ -29,7 +29,7 @@ def ema_decay_at(
     - ``constant``: ``decay``.
     - ``threshold``: min(decay, (1 + step)/(10 + step)); YOLO-NAS-Pose N/S use decay 0.997.
     - ``exp``: decay·(1 − exp(−beta·step/total_steps)); YOLO-NAS-Pose M/L use beta 50, with
-      total_steps = steps per epoch × max_epochs (``sg_trainer.py``).
+      total_steps = steps per epoch × max_epochs (``sg_trainer.py:628,644``).
 
     super-gradients passes ``step`` = the 1-based count of batches done, including this one
     (``batch_idx + 1 + epoch × len(loader)``); pass the count of optimizer steps taken so far, including

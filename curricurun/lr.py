@@ -37,7 +37,11 @@ def global_batch_size(per_device_batch: int, world_size: int, accumulation: int 
     ET++/ConvNeXt (``batch_size × update_freq × world_size``, research/efficienttrain.md §3) and VAR
     (``ac × per-GPU × world``, research/var.md §6 item 1).
     """
-    for name, value in (("per_device_batch", per_device_batch), ("world_size", world_size), ("accumulation", accumulation)):
+    for name, value in (
+        ("per_device_batch", per_device_batch),
+        ("world_size", world_size),
+        ("accumulation", accumulation),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
     return per_device_batch * world_size * accumulation
@@ -94,8 +98,8 @@ class LrRule:
                 f" {self.global_batch}) [{origin}]"
             )
         return (
-            f"lr {self.effective_lr:g} = base {self.base_lr:g} × {self.rule}({self.global_batch} / {self.reference_batch})"
-            f" [{origin}]"
+            f"lr {self.effective_lr:g} = base {self.base_lr:g}"
+            f" × {self.rule}({self.global_batch} / {self.reference_batch}) [{origin}]"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -192,7 +196,7 @@ class LrSchedule:
 
     Warm-up (all shapes but ``sg_cosine``): for step < W = round(warmup_steps), the ratio rises linearly
     ``warmup_start_ratio + (1 − warmup_start_ratio)·step/W`` (VAR ``utils/lr_control.py``, research/var.md
-    §3; the same as timm's warm-up). W is rounded as VAR rounds ``wp_it`` (Python's ``round``).
+    §3). W is rounded as VAR rounds ``wp_it`` (Python's ``round``).
 
     Generic shapes, after warm-up and ``hold_steps`` at the peak, with D = W + hold_steps and progress
     p = (step − D)/(total_steps − D) clipped to [0, 1]:
@@ -251,10 +255,13 @@ class LrSchedule:
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be at least 1, got {self.total_steps}")
         if self.warmup_steps < 0 or self.hold_steps < 0:
-            raise ValueError(f"warmup_steps and hold_steps must be non-negative, got {self.warmup_steps}, {self.hold_steps}")
+            raise ValueError(
+                f"warmup_steps and hold_steps must be non-negative, got {self.warmup_steps}, {self.hold_steps}"
+            )
         if not 0 <= self.warmup_start_ratio <= 1 or not 0 <= self.final_ratio <= 1:
             raise ValueError(
-                f"warmup_start_ratio and final_ratio must lie in [0, 1], got {self.warmup_start_ratio}, {self.final_ratio}"
+                "warmup_start_ratio and final_ratio must lie in [0, 1], "
+                f"got {self.warmup_start_ratio}, {self.final_ratio}"
             )
         if self.shape == "step":
             ms = self.milestones
