@@ -1,0 +1,355 @@
+"""The recipe schema: one pydantic model per YAML section, every one rejecting unknown keys.
+
+Field names are the recipe's vocabulary and the engine reads them directly (``recipe.optim.lr``,
+``recipe.batch.global_batch``). Constraints live on the fields so that :mod:`curricurun.recipe.problems`
+can phrase a bad value as "expected a positive number" from the field alone. Rules that tie several
+fields together (exactly one training length, exactly one batch size) are model validators whose
+messages name every field involved.
+
+``setup`` and each ``curriculum`` entry are :class:`ComponentSpec` s, ``{name: ..., **params}``: the
+only models that accept extra keys, because those keys are the parameters of a registered component and
+are validated against that component's own ``Params`` model by the loader (:mod:`curricurun.recipe.loading`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from curricurun.recipe.problems import did_you_mean, show_value
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+UnitFraction = Annotated[float, Field(ge=0, le=1)]
+OpenUnitFraction = Annotated[float, Field(gt=0, lt=1)]
+AdamBeta = Annotated[float, Field(ge=0, lt=1)]
+
+SCHEDULE_SHAPES = ("constant", "cosine", "linear", "step", "sg_cosine", "lin", "lin0", "lin00", "cos", "exp", "auto")
+"""Named LR shapes; ``lin<T>`` with 0 < T < 1 (VAR's two-slope decay, research/var.md §4) is accepted too."""
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, numbers are finite, numbers may stand for strings."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+
+def _set_fields(model: BaseModel, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if getattr(model, name) is not None]
+
+
+def _aliases(model: type[BaseModel], names: list[str]) -> str:
+    quoted = [f"'{model.model_fields[name].alias or name}'" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
+    found = _set_fields(model, names)
+    if len(found) != 1:
+        which = "none" if not found else _aliases(type(model), found)
+        raise ValueError(f"set exactly one of {_aliases(type(model), list(names))}, found {which}")
+
+
+def _at_most_one(model: BaseModel, names: tuple[str, ...]) -> None:
+    found = _set_fields(model, names)
+    if len(found) > 1:
+        everything = _aliases(type(model), list(names))
+        raise ValueError(f"set at most one of {everything}, found {_aliases(type(model), found)}")
+
+
+def _one_default_period(model: BaseModel) -> None:
+    """``every_epochs`` defaults to 1.0; giving only ``every_steps`` switches to steps instead of clashing."""
+    if model.every_steps is not None and "every_epochs" not in model.model_fields_set:
+        model.every_epochs = None
+    _at_most_one(model, ("every_epochs", "every_steps"))
+
+
+class ComponentSpec(BaseModel):
+    """A registered component by name plus its parameters: ``{name: progressive_scales, pg: 0.7}``.
+
+    The parameters are kept as given here (``params``); the loader validates them against the
+    component's ``Params`` model and the recipe exposes the result (``Recipe.setup_params``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every key but ``name``."""
+        return dict(self.model_extra or {})
+
+
+class AugmentConfig(Section):
+    """Training-time augmentation; everything is off unless asked for."""
+
+    hflip: bool = False
+    randaugment_magnitude: NonNegativeFloat | None = None
+    randaugment_num_ops: PositiveInt = 2
+    random_crop_padding: NonNegativeInt = 0
+
+
+class DataConfig(Section):
+    """Where the images come from and how they are read (research/datasets.md)."""
+
+    source: Literal["hub", "local", "idx"]
+    path: str
+    config: str | None = None
+    revision: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = "test"
+    image_column: str = "image"
+    label_column: str = "label"
+    image_size: PositiveInt
+    num_workers: NonNegativeInt = 0
+    max_train_samples: PositiveInt | None = None
+    max_eval_samples: PositiveInt | None = None
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+class BatchConfig(Section):
+    """Batch size, given either per device or globally (all ranks, one optimizer step), never both."""
+
+    per_device: PositiveInt | None = None
+    global_batch: PositiveInt | None = Field(default=None, alias="global")
+    accumulation: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _one_batch_size(self) -> BatchConfig:
+        _exactly_one(self, ("per_device", "global_batch"))
+        return self
+
+
+class LrScalingConfig(Section):
+    """How the LR follows the batch size: ``lr = base_lr × scale(global_batch / reference)``.
+
+    The reference is a global batch (VAR: 256, ET++: 4096) or a world size whose global batch the
+    recipe's LR was tuned for (SuperGradients: 8 GPUs); DESIGN.md "Decisions", research/ecosystem.md §3.
+    """
+
+    rule: Literal["linear", "sqrt", "none"] = "none"
+    reference_batch: PositiveInt | None = None
+    reference_world_size: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> LrScalingConfig:
+        names = ("reference_batch", "reference_world_size")
+        if self.rule == "none":
+            _at_most_one(self, names)
+        else:
+            _exactly_one(self, names)
+        return self
+
+
+class OptimConfig(Section):
+    """The optimizer and its hyper-parameters; ``lr`` is the base LR before batch-size scaling."""
+
+    name: Literal["adamw", "adam", "sgd", "lamb"] = "adamw"
+    lr: PositiveFloat
+    betas: tuple[AdamBeta, AdamBeta] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    momentum: NonNegativeFloat = 0.9
+    nesterov: bool = False
+    weight_decay: NonNegativeFloat = 0.0
+    weight_decay_end: NonNegativeFloat | None = None
+    no_decay_names: list[str] = Field(default_factory=list)
+    lr_scaling: LrScalingConfig = Field(default_factory=LrScalingConfig)
+
+
+class ScheduleConfig(Section):
+    """The LR shape over training, its warm-up and its length."""
+
+    shape: str = "cosine"
+    warmup_steps: NonNegativeInt | None = None
+    warmup_epochs: NonNegativeFloat | None = None
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    warmup_start_ratio: UnitFraction = 0.0
+    hold_steps: NonNegativeInt = 0
+    final_ratio: UnitFraction = 0.0
+    milestones: list[OpenUnitFraction] = Field(default_factory=list)
+    gamma: PositiveFloat = 0.1
+    length_epochs: PositiveFloat | None = None
+    unit: Literal["steps", "micro_steps"] = "steps"
+
+    @field_validator("shape")
+    @classmethod
+    def _known_shape(cls, shape: str) -> str:
+        if shape in SCHEDULE_SHAPES:
+            return shape
+        match = re.fullmatch(r"lin(\d+\.?\d*|\.\d+)", shape)
+        if match and 0 < float(match.group(1)) < 1:
+            return shape
+        if match:
+            raise ValueError(f"expected lin<T> with 0 < T < 1, got {show_value(shape)}")
+        names = ", ".join(f"'{name}'" for name in SCHEDULE_SHAPES)
+        raise ValueError(
+            f"expected one of {names} or lin<T> with 0 < T < 1, got {show_value(shape)}"
+            f"{did_you_mean(shape, SCHEDULE_SHAPES)}"
+        )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScheduleConfig:
+        _at_most_one(self, ("warmup_steps", "warmup_epochs", "warmup_fraction"))
+        if self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"'milestones' must increase, got {show_value(self.milestones)}")
+        if self.shape == "step" and not self.milestones:
+            raise ValueError("shape 'step' needs 'milestones': fractions of training where the LR is scaled by 'gamma'")
+        return self
+
+
+class EvalConfig(Section):
+    """How often to evaluate; ``every_steps`` replaces the default ``every_epochs: 1.0``; both null: never."""
+
+    every_epochs: PositiveFloat | None = 1.0
+    every_steps: PositiveInt | None = None
+    use_ema: bool = False
+
+    @model_validator(mode="after")
+    def _one_period(self) -> EvalConfig:
+        _one_default_period(self)
+        return self
+
+
+class CheckpointConfig(Section):
+    """How often to checkpoint and how many to keep; ``every_steps`` replaces the default ``every_epochs``."""
+
+    every_epochs: PositiveFloat | None = 1.0
+    every_steps: PositiveInt | None = None
+    keep_last: PositiveInt = 2
+
+    @model_validator(mode="after")
+    def _one_period(self) -> CheckpointConfig:
+        _one_default_period(self)
+        return self
+
+
+class EmaConfig(Section):
+    """Exponential moving average of the weights (research/yolo_nas_pose.md: SuperGradients' decay schedules).
+
+    ``threshold``: ``min(decay, (1 + step) / (10 + step))``; ``exp``: ``decay · (1 − exp(−beta · step / total_steps))``.
+    """
+
+    decay: OpenUnitFraction
+    schedule: Literal["constant", "threshold", "exp"] = "constant"
+    beta: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _beta_for_exp(self) -> EmaConfig:
+        if self.schedule == "exp" and self.beta is None:
+            raise ValueError("schedule 'exp' needs 'beta' (SuperGradients uses 15 by default)")
+        return self
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` evaluations."""
+
+    metric: str
+    mode: Literal["max", "min"] = "max"
+    patience: PositiveInt
+    min_delta: NonNegativeFloat = 0.0
+
+
+class TrainingConfig(Section):
+    """How long to train (exactly one of epochs, steps, budget_epochs) and how to run, evaluate and save.
+
+    ``budget_epochs`` is the EfficientTrain++ budget: compute-equivalent full-size epochs, where a sample
+    at side B costs (B / image_size)² (research/efficienttrain.md §1.1).
+    """
+
+    epochs: PositiveFloat | None = None
+    steps: PositiveInt | None = None
+    budget_epochs: PositiveFloat | None = None
+    precision: Literal["no", "fp16", "bf16", "auto"] = "no"
+    grad_clip: PositiveFloat | None = None
+    compile: bool = False
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    log_every_steps: PositiveInt = 50
+    log_with: list[str] = Field(default_factory=list)
+    output_dir: str | None = None
+    ema: EmaConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        _exactly_one(self, ("epochs", "steps", "budget_epochs"))
+        if self.eval.use_ema and self.ema is None:
+            raise ValueError("'eval.use_ema' is true but 'ema' is not set")
+        if self.early_stopping is not None and self.eval.every_epochs is None and self.eval.every_steps is None:
+            raise ValueError("'early_stopping' needs evaluation: set 'eval.every_epochs' or 'eval.every_steps'")
+        return self
+
+
+class Recipe(Section):
+    """A whole training recipe, resolved (bases merged, overrides applied) and validated.
+
+    Build one with :func:`curricurun.recipe.load_recipe` or :func:`curricurun.recipe.recipe_from_dict`:
+    they also validate the components and attach their typed parameters, read through
+    :attr:`setup_params` and :attr:`curriculum_params`. ``setup`` / ``curriculum`` hold the same
+    parameters as plain :class:`ComponentSpec` s (with the components' defaults filled in), which is what
+    :attr:`resolved` and :func:`curricurun.recipe.dump_yaml` write out.
+    """
+
+    name: str | None = None
+    description: str = ""
+    seed: NonNegativeInt = 0
+    setup: ComponentSpec
+    data: DataConfig
+    batch: BatchConfig
+    optim: OptimConfig
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    curriculum: list[ComponentSpec] = Field(default_factory=list)
+    training: TrainingConfig
+
+    _setup_params: BaseModel | None = PrivateAttr(default=None)
+    _curriculum_params: tuple[BaseModel, ...] | None = PrivateAttr(default=None)
+
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, description: str) -> str:
+        lines = len(description.strip().splitlines())
+        if lines > 1:
+            raise ValueError(f"expected one line (it is shown by `curricurun recipes`), got {lines} lines")
+        return description.strip()
+
+    @model_validator(mode="after")
+    def _default_output_dir(self) -> Recipe:
+        if self.training.output_dir is None and self.name is not None:
+            self.training.output_dir = f"runs/{self.name}"
+        return self
+
+    def attach_components(self, setup_params: BaseModel, curriculum_params: list[BaseModel]) -> None:
+        """Record the components' validated parameters and write them, defaults included, into the specs."""
+        self.setup = _spec(self.setup.name, setup_params)
+        pairs = zip(self.curriculum, curriculum_params, strict=True)
+        self.curriculum = [_spec(spec.name, params) for spec, params in pairs]
+        self._setup_params = setup_params
+        self._curriculum_params = tuple(curriculum_params)
+
+    @property
+    def setup_params(self) -> BaseModel:
+        """The setup's validated ``Params`` instance."""
+        if self._setup_params is None:
+            raise RuntimeError("components not validated: build the recipe with load_recipe() or recipe_from_dict()")
+        return self._setup_params
+
+    @property
+    def curriculum_params(self) -> tuple[BaseModel, ...]:
+        """Each curriculum entry's validated ``Params`` instance, in recipe order."""
+        if self._curriculum_params is None:
+            raise RuntimeError("components not validated: build the recipe with load_recipe() or recipe_from_dict()")
+        return self._curriculum_params
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """The whole recipe as plain JSON-ready data, defaults included: logged and stored with checkpoints."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _spec(name: str, params: BaseModel) -> ComponentSpec:
+    return ComponentSpec.model_validate({"name": name, **params.model_dump(mode="json", by_alias=True)})
