@@ -29,7 +29,12 @@ SCHEDULES: dict[str, tuple[int, ...]] = {
     "et++_convnext": (160, 160, 160, 160, 160, 160, 224, 224, 224, 224),  # _ET_pp_main_convnext*.py
     "iccv": (160, 160, 160, 192, 224),  # ET@552b73c:ET_training.py L51
 }
-SCHEDULE_AXIS: dict[str, Axis] = {"et++": "compute", "et++_deit": "compute", "et++_convnext": "compute", "iccv": "epochs"}
+SCHEDULE_AXIS: dict[str, Axis] = {
+    "et++": "compute",
+    "et++_deit": "compute",
+    "et++_convnext": "compute",
+    "iccv": "epochs",
+}
 TABLE_BASE = 224
 
 
@@ -96,7 +101,8 @@ def resize_low_frequency(image: torch.Tensor | Image.Image, bandwidth: int) -> t
 
     ET++'s released implementation (research/efficienttrain.md §2.2): inserted after RandAugment at the base
     size, before ToTensor/Normalize, so the loader's CPU work after it runs at the small size. Lanczos is the
-    PIL filter closest to the exact FFT crop (§2.3). torchvision's tensor Lanczos kernel matches PIL's.
+    PIL filter closest to the exact FFT crop (§2.3). Tensors need torchvision ≥ 0.27 (its native Lanczos,
+    which matches PIL's to rounding); PIL images work with any version.
     """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as tvf
@@ -158,7 +164,7 @@ class LowFrequencyCrop:
     name: ClassVar[str] = "low_frequency_crop"
     summary: ClassVar[str] = "EfficientTrain(++) low-frequency cropping: bandwidth B grows per compute or epoch stage"
     Params: ClassVar[type[CurriculumParams]] = LowFrequencyCropParams
-    indexed_by: str
+    indexed_by: str = "compute"  # with the default params; each instance sets its own from its params
 
     def __init__(self, params: LowFrequencyCropParams) -> None:
         self.params = params
