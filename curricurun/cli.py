@@ -70,16 +70,16 @@ def train(
     set_: SetOption = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="checkpoint dir, run dir, or 'latest' (the default when given alone)")] = None,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="run directory (default: training.output_dir)")] = None,
+    stop_after: Annotated[Optional[int], typer.Option("--stop-after", min=1, help="stop (with a checkpoint) after this optimizer step of the plan; resume later")] = None,
 ) -> None:
     """Train a recipe on CPU, one GPU or many (under `accelerate launch`).
 
     Example: curricurun train recipes/demo.yaml --set training.epochs=1 --output-dir runs/try
     """
     from curricurun.engine.trainer import train as run_training
-    from curricurun.recipe import resolved_dict
 
     loaded = _load(recipe, set_)
-    run_training(loaded, resolved_dict(loaded), str(output_dir) if output_dir else None, resume)
+    run_training(loaded, loaded.resolved, str(output_dir) if output_dir else None, resume, stop_after)
 
 
 @app.command()

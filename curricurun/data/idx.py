@@ -73,7 +73,9 @@ def idx_files(folder: Path, split: str) -> tuple[Path, Path]:
     """
     prefix = _SPLIT_PREFIXES.get(split)
     if prefix is None:
-        raise UserError(f"data.split: unknown IDX split '{split}'; available: {', '.join(available_idx_splits(folder))}")
+        raise UserError(
+            f"data.split: unknown IDX split '{split}'; available: {', '.join(available_idx_splits(folder))}"
+        )
     found = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         candidates = [folder / f"{prefix}-{kind}", folder / f"{prefix}-{kind}.gz"]
@@ -101,9 +103,13 @@ def load_idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = idx_files(folder, split)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise UserError(f"data.path: {images_path} must hold uint8 images [N, H, W], found {images.dtype} {images.shape}")
+        raise UserError(
+            f"data.path: {images_path} must hold uint8 images [N, H, W], found {images.dtype} {images.shape}"
+        )
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise UserError(f"data.path: {labels_path} must hold integer labels [N], found {labels.dtype} {labels.shape}")
     if len(images) != len(labels):
-        raise UserError(f"data.path: {images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels")
+        raise UserError(
+            f"data.path: {images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels"
+        )
     return images, labels.astype(np.int64)

@@ -15,8 +15,8 @@ Fashion-MNIST, offline and on the Hub, is the same recipe with one override (res
     data.source=hub  data.path=zalando-datasets/fashion_mnist          # the Hub copy
 
 Both have the splits ``train`` (60,000) and ``test`` (10,000; the IDX files name it ``t10k``), and the Hub
-copy's columns are ``image`` (PIL, mode L) and ``label`` (ClassLabel, 10 names), the defaults of
-``image_column`` and ``label_column``.
+copy's columns are ``image`` and ``label``, the defaults of ``image_column`` and ``label_column``. The Hub
+path cannot be exercised offline; its tests feed the same column handling from a local parquet copy.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class ImageClassificationData:
 
     Attributes:
         num_classes: from the label column's ClassLabel feature, else the largest label + 1.
-        channels: 1 or 3, from the first image; every image is converted to it (PIL ``convert``).
+        channels: 1 or 3, from the first image; every image is converted to it with PIL's ``convert``
+            (which clips 16-bit and float images to 0…255 rather than rescaling them).
         class_names: the ClassLabel names (or the sorted values of a string label column), else None.
         description: what was loaded, e.g. ``hub dataset 'x' split 'train'``, for messages.
     """
@@ -79,11 +80,9 @@ class ImageClassificationData:
 
     @classmethod
     def from_arrays(cls, images: np.ndarray, labels: np.ndarray, description: str) -> ImageClassificationData:
-        """Wrap in-memory uint8 images ``[N, H, W]`` (grey) or ``[N, C, H, W]`` and int labels ``[N]``."""
-        if images.ndim == 3:
-            images = images[:, None]
+        """Wrap in-memory grey uint8 images ``[N, H, W]`` and int labels ``[N]`` (IDX data)."""
         _check_labels(labels, None, "label", description)
-        return cls(labels, int(labels.max()) + 1, images.shape[1], None, description, images=images)
+        return cls(labels, int(labels.max()) + 1, 1, None, description, images=images[:, None])
 
     @classmethod
     def from_dataset(
@@ -97,8 +96,6 @@ class ImageClassificationData:
                 raise UserError(
                     f"{field}: column '{column}' not found in {description}; columns: {', '.join(dataset.column_names)}"
                 )
-        if len(dataset) == 0:
-            raise UserError(f"data.path: {description} has no samples")
         feature = dataset.features[label_column]
         raw_labels = np.asarray(dataset.select_columns([label_column]).with_format("numpy")[label_column])
         class_names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
@@ -134,7 +131,9 @@ class ImageClassificationData:
         if self._images is not None:
             return torch.from_numpy(self._images[index].copy())
         value = self._rows[index][self._image_column]
-        picture = value if isinstance(value, Image.Image) else _array_to_pil(value, self._image_column, self.description)
+        picture = (
+            value if isinstance(value, Image.Image) else _array_to_pil(value, self._image_column, self.description)
+        )
         wanted = "L" if self.channels == 1 else "RGB"
         if picture.mode != wanted:
             picture = picture.convert(wanted)
@@ -268,13 +267,19 @@ def _check_labels(labels: np.ndarray, class_names: list[str] | None, column: str
 
 
 def _array_to_pil(value: Any, column: str, description: str) -> Image.Image:
-    """A uint8 array ``[H, W]`` or ``[H, W, C]`` (C = 1, 3 or 4) as a PIL image, so arrays convert like images."""
+    """An integer array ``[H, W]`` or ``[H, W, C]`` (C = 1, 3 or 4) of 0…255 as a PIL image.
+
+    Arrays then convert between channel counts exactly as pictures do. Integer, not only uint8: the
+    ``datasets`` numpy format returns uint8 array features as int64.
+    """
     array = np.asarray(value)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+    shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))
+    if not shape_ok or array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 255:
         raise UserError(
             f"data.image_column: column '{column}' in {description} holds {array.dtype} arrays of shape "
-            f"{array.shape}; it must hold images or uint8 arrays [H, W] / [H, W, C]"
+            f"{array.shape}; it must hold images, or integer arrays [H, W] / [H, W, C] of values 0..255"
         )
+    array = array.astype(np.uint8, copy=False)
     return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 

@@ -33,7 +33,7 @@ class StagedDataset(Dataset):
         image = self.source.image(key.index)
         resolution = key.resolution or self.full_resolution
         pixels = self.transform(image, resolution, key.magnitude, key.bandwidth, key.seed)
-        return {"image": pixels, "label": self.source.label(key.index)}
+        return {"image": pixels, "label": self.source.label(key.index), "index": key.index}
 
 
 class EvalDataset(Dataset):
@@ -48,7 +48,8 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = self.start + position
-        return {"image": self.transform(self.source.image(index), self.full_resolution), "label": self.source.label(index)}
+        image = self.transform(self.source.image(index), self.full_resolution)
+        return {"image": image, "label": self.source.label(index), "index": index}
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -56,6 +57,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {
         "image": torch.stack([sample["image"] for sample in samples]),
         "label": torch.tensor([sample["label"] for sample in samples], dtype=torch.long),
+        "index": torch.tensor([sample["index"] for sample in samples], dtype=torch.long),
     }
 
 

@@ -44,7 +44,9 @@ def build_curriculum(recipe):
         return None
     from curricurun.curriculum import registry
 
-    return registry.build([dict(spec) for spec in recipe.curriculum])
+    # The recipe layer already validated each entry's params: build from those, not from the raw specs.
+    members = [registry.get(spec.name)(params) for spec, params in zip(recipe.curriculum, recipe.curriculum_params)]
+    return registry.ComposedCurriculum(members)
 
 
 def build_plan(recipe, dataset_size: int, world_size: int, curriculum) -> TrainingPlan:
@@ -103,7 +105,17 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
     shape = schedule.shape
     if shape == "auto":
         shape = getattr(curriculum, "preferred_lr_shape", None) or "cosine"
-    lr_schedule = LrSchedule(
+    try:
+        lr_schedule = _lr_schedule(schedule, shape, total, plan, unit)
+    except ValueError as error:  # e.g. a warm-up longer than a shortened run
+        raise UserError(f"schedule: {error}") from None
+    end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
+    weight_decay = WeightDecaySchedule(optim.weight_decay, end, total * unit)
+    return LearningRatePlan(rule, lr_schedule, weight_decay, unit)
+
+
+def _lr_schedule(schedule, shape: str, total: int, plan: TrainingPlan, unit: int) -> LrSchedule:
+    return LrSchedule(
         shape=shape,
         total_steps=total * unit,
         warmup_steps=plan.warmup_steps * unit,
@@ -113,6 +125,3 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
         gamma=schedule.gamma,
         hold_steps=schedule.hold_steps * unit,
     )
-    end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
-    weight_decay = WeightDecaySchedule(optim.weight_decay, end, total * unit)
-    return LearningRatePlan(rule, lr_schedule, weight_decay, unit)

@@ -30,18 +30,20 @@ class Reporter:
         self.enabled = enabled
         self.accelerator = accelerator
         self.use_trackers = use_trackers
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.metrics_path = run_dir / "metrics.jsonl"
         self._bar: Progress | None = None
         self._task = None
         self._live = live and self.console.is_terminal
         self._last_print = 0.0
+        self._total = 0
 
     def print(self, message: str) -> None:
         if self.enabled:
             self.console.print(message)
 
     def start(self, total_steps: int, start_step: int) -> None:
+        self._total = total_steps
         if not (self.enabled and self._live):
             return
         self._bar = Progress(
@@ -62,9 +64,10 @@ class Reporter:
             return
         if self._bar is not None:
             self._bar.update(self._task, completed=step, info=info)
-        elif time.monotonic() - self._last_print > 30:
+        elif info and time.monotonic() - self._last_print > 10:
+            # Not a terminal (CI, a log file): one plain line at most every 10 s instead of a redrawn bar.
             self._last_print = time.monotonic()
-            self.console.print(f"step {step} {info}")
+            self.console.print(f"step {step}/{self._total} {info}", markup=False)
 
     def log(self, record: dict[str, Any], step: int) -> None:
         """Append one JSON line and forward to the trackers."""

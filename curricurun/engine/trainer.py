@@ -26,6 +26,7 @@ from curricurun.engine.checkpoint import load_checkpoint, resolve_resume_path, s
 from curricurun.engine.evaluation import evaluate
 from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
+from curricurun.engine.sample_trace import SampleTrace
 from curricurun.errors import UserError
 
 
@@ -149,6 +150,7 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
                         collate_fn=collate, num_workers=data.num_workers,
                         persistent_workers=False, pin_memory=False)
     batches = iter(loader)
+    trace = SampleTrace(rank)
 
     checkpoint_path, stopped_early = None, False
     running_loss = torch.zeros((), device=accelerator.device)
@@ -169,6 +171,7 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
                 from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
 
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
+            trace.record(step, micro, batch, state.as_dict())
             last_micro = micro == sizes.accumulation - 1
             # Gradients are all-reduced only on the last micro-batch of the accumulation window.
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
@@ -182,7 +185,7 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
-            ema.update(accelerator.unwrap_model(model), step)
+            ema.update(accelerator.unwrap_model(model), step + 1)
         samples_since += int(plan.global_batches[step])
         done = step + 1
 
@@ -217,6 +220,7 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
                            f"{recipe.training.early_stopping.metric} for {recipe.training.early_stopping.patience} evaluations")
             break
     reporter.stop()
+    trace.finish(accelerator.unwrap_model(model), lr if stop_step > start_step else 0.0)
     final = step + 1 if stop_step > start_step else start_step
     if checkpoint_path is not None:
         reporter.print(f"checkpoint: {checkpoint_path}")

@@ -1,0 +1,445 @@
+"""``curricurun inspect-schedule``: the whole schedule of a recipe before training, without the dataset.
+
+The report is read from the same :class:`~curricurun.plan.TrainingPlan` and LR plan that ``train`` builds
+(:mod:`curricurun.engine.assembly`), so what the user inspects is exactly what trains. It has three views:
+a terminal table of stages with the compute summary and the LR rule, a PNG (:mod:`curricurun.schedule_plot`)
+and ``--json``; ``--measure`` adds measured step times (:mod:`curricurun.schedule_measure`).
+
+Step unit: recipes whose schedule counts micro-iterations (``schedule.unit: micro_steps``, as VAR does:
+research/var.md §2, "g_it") are reported in micro-steps. Then ``total_steps``, ``steps_per_epoch``, stage
+boundaries and the per-step entries count micro-steps (optimizer step × accumulation + m), and each entry's
+``lr`` is the LR of the optimizer step it belongs to, i.e. the schedule at that step's last micro-step,
+which is the LR the optimizer applies (VAR also sets it every micro-step; only the last one is stepped with).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from curricurun.curriculum.base import StageState
+from curricurun.engine.assembly import (
+    BatchSizes,
+    LearningRatePlan,
+    batch_sizes,
+    build_curriculum,
+    build_learning_rate,
+    build_plan,
+)
+from curricurun.errors import UserError
+from curricurun.plan import TrainingPlan
+
+STAGE_FIELDS = ("resolution", "scale_index", "newest_scale_weight", "bandwidth", "aug_magnitude", "stage_ratios",
+                "batch_size")
+"""The curriculum quantities reported, in this order, when some step sets them."""
+
+ALWAYS_RAMPED = ("newest_scale_weight", "scale_loss_weights")
+"""Fields that may change every step inside one stage (VAR's ``prog_wp`` ramp, research/var.md §2.3): a stage
+row groups steps by the other fields and shows these as a first → last range."""
+
+RAMPED_WHEN_MANY = ("aug_magnitude", "resolution", "bandwidth", "batch_size")
+"""Fields also shown as ranges, one more at a time, while the table would still exceed ``MAX_STAGE_ROWS``
+(a continuous ramp, e.g. ``randaugment_ramp`` with ``schedule: linear``, changes every step)."""
+
+MAX_STAGE_ROWS = 24
+
+HEADERS = {"resolution": "res", "scale_index": "scale", "newest_scale_weight": "newest w", "bandwidth": "B",
+           "aug_magnitude": "RA m", "stage_ratios": "mix", "batch_size": "batch"}
+"""Short column names of the terminal table (the JSON keeps the field names)."""
+
+
+class Ramp(NamedTuple):
+    """A field that changes inside one stage row: its value at the row's first and last step."""
+
+    first: Any
+    last: Any
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recipe's plan and LR plan at one dataset size and world size, with the per-sample cost of each state.
+
+    Attributes:
+        name: the recipe's name (the PNG title and default file name).
+        plan: the per-step training plan.
+        learning_rate: the LR rule and schedules.
+        sizes: per-device batch, accumulation and world size.
+        unit: ``"steps"`` or ``"micro_steps"`` (the recipe's ``schedule.unit``).
+        fields: the :data:`STAGE_FIELDS` set by the curriculum at some step.
+        sample_cost: ``id(state)`` → cost of one sample at that state relative to a full-size sample
+            (the curriculum's ``relative_cost``, the same cost the plan integrates).
+    """
+
+    name: str
+    plan: TrainingPlan
+    learning_rate: LearningRatePlan
+    sizes: BatchSizes
+    unit: str
+    fields: tuple[str, ...]
+    sample_cost: dict[int, float]
+
+    @property
+    def units_per_step(self) -> int:
+        """Reported steps per optimizer step: the accumulation for micro-step recipes, else 1."""
+        return self.sizes.accumulation if self.unit == "micro_steps" else 1
+
+    @property
+    def total_units(self) -> int:
+        return self.plan.total_steps * self.units_per_step
+
+    def step_cost(self, step: int) -> float:
+        """Cost of optimizer step ``step`` relative to one full-size step (per-sample cost × batch / full batch)."""
+        plan = self.plan
+        return self.sample_cost[id(plan.states[step])] * float(plan.global_batches[step]) / self.sizes.global_batch
+
+
+def build_schedule(recipe, dataset_size: int, world_size: int, name: str) -> Schedule:
+    """Build the plan and LR plan exactly as ``train`` does (:mod:`curricurun.engine.assembly`)."""
+    sizes = batch_sizes(recipe, world_size)
+    curriculum = build_curriculum(recipe)
+    plan = build_plan(recipe, dataset_size, world_size, curriculum)
+    learning_rate = build_learning_rate(recipe, plan, sizes, curriculum)
+    # The plan interns its states, so distinct objects are few even over 600k steps.
+    distinct = {id(state): state for state in plan.states}
+    sample_cost = {
+        key: 1.0 if curriculum is None else float(curriculum.relative_cost(state, recipe.data.image_size))
+        for key, state in distinct.items()
+    }
+    fields = tuple(f for f in STAGE_FIELDS if any(getattr(s, f) is not None for s in distinct.values()))
+    return Schedule(name, plan, learning_rate, sizes, recipe.schedule.unit, fields, sample_cost)
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """Consecutive optimizer steps ``[start_step, end_step)`` that train the same stage.
+
+    Attributes:
+        values: each reported field's value, or a :class:`Ramp` when it changes inside the row.
+        first_state: the state of the row's first step.
+        sample_cost: mean cost of one sample in this row relative to a full-size sample.
+        compute_share: this row's share of the whole run's compute.
+    """
+
+    start_step: int
+    end_step: int
+    values: dict[str, Any]
+    first_state: StageState
+    sample_cost: float
+    compute_share: float
+
+
+def stage_rows(schedule: Schedule) -> list[StageRow]:
+    """Group the plan's runs of equal states into stage rows, ramping fields shown as ranges.
+
+    Runs are grouped by every field but :data:`ALWAYS_RAMPED`, so VAR's per-step ``prog_wp`` ramp gives one
+    row per scale index; while there are more than :data:`MAX_STAGE_ROWS` rows, the next field of
+    :data:`RAMPED_WHEN_MANY` is ranged too.
+    """
+    runs = schedule.plan.stages()
+    ramped: tuple[str, ...] = ALWAYS_RAMPED
+    groups = _group_runs(runs, ramped)
+    for field in RAMPED_WHEN_MANY:
+        if len(groups) <= MAX_STAGE_ROWS:
+            break
+        ramped = (*ramped, field)
+        groups = _group_runs(runs, ramped)
+    return [_row(schedule, start, end, states) for start, end, states in groups]
+
+
+def _group_runs(runs, ramped: tuple[str, ...]) -> list[tuple[int, int, list[StageState]]]:
+    blank = dict.fromkeys(ramped)
+    keys: dict[int, StageState] = {}
+    groups: list[tuple[int, int, list[StageState]]] = []
+    previous = None
+    for start, end, state in runs:
+        key = keys.get(id(state))
+        if key is None:
+            key = keys[id(state)] = replace(state, **blank)
+        if groups and key == previous:
+            first, _, states = groups[-1]
+            states.append(state)
+            groups[-1] = (first, end, states)
+        else:
+            groups.append((start, end, [state]))
+        previous = key
+    return groups
+
+
+def _row(schedule: Schedule, start: int, end: int, states: list[StageState]) -> StageRow:
+    values: dict[str, Any] = {}
+    for field in schedule.fields:
+        seen = [getattr(state, field) for state in states]
+        values[field] = seen[0] if all(value == seen[0] for value in seen) else Ramp(seen[0], seen[-1])
+    plan = schedule.plan
+    spent = _compute_before(plan, end) - _compute_before(plan, start)
+    full_steps = float(plan.global_batches[start:end].sum()) / schedule.sizes.global_batch
+    return StageRow(start, end, values, states[0], spent / full_steps, spent / (plan.total_compute or 1.0))
+
+
+def _compute_before(plan: TrainingPlan, step: int) -> float:
+    return plan.total_compute if step >= plan.total_steps else float(plan.compute_before[step])
+
+
+def step_columns(schedule: Schedule, units: np.ndarray) -> dict[str, list]:
+    """Per-step values at the given reported steps (micro-steps for micro-step recipes).
+
+    Epoch and compute fraction advance linearly through the micro-steps of one optimizer step: each
+    micro-step takes an equal share of its samples and compute.
+    """
+    plan, per = schedule.plan, schedule.units_per_step
+    steps, micro = np.divmod(np.asarray(units, dtype=np.int64), per)
+    batch = plan.global_batches[steps].astype(np.float64)
+    epoch = plan.epoch_index[steps] + (plan.epoch_offset[steps] + micro * batch / per) / plan.config.dataset_size
+    distinct = set(steps.tolist())
+    needed = distinct | {s + 1 for s in distinct}
+    fraction_at = {s: plan.compute_fraction_at(s) for s in needed}
+    before = np.asarray([fraction_at[s] for s in steps.tolist()], dtype=np.float64)
+    after = np.asarray([fraction_at[s + 1] for s in steps.tolist()], dtype=np.float64)
+    lr_at = {s: schedule.learning_rate.lr_at(s) for s in distinct}
+    step_list = steps.tolist()
+    columns: dict[str, list] = {
+        "step": np.asarray(units, dtype=np.int64).tolist(),
+        "epoch": epoch.tolist(),
+        "compute_fraction": (before + (after - before) * micro / per).tolist(),
+        "lr": [lr_at[s] for s in step_list],
+    }
+    states = [plan.states[s] for s in step_list]
+    for field in schedule.fields:
+        columns[field] = [_plain(getattr(state, field)) for state in states]
+    return columns
+
+
+def schedule_json(schedule: Schedule, rows: list[StageRow], every: int = 1,
+                  measurements: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``--json`` object: sizes, LR rule, relative compute, stage rows and one entry every ``every`` steps."""
+    plan, per, rule = schedule.plan, schedule.units_per_step, schedule.learning_rate.rule
+    columns = step_columns(schedule, np.arange(0, schedule.total_units, every))
+    keys = list(columns)
+    steps = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    payload: dict[str, Any] = {
+        "recipe": schedule.name,
+        "step_unit": schedule.unit,
+        "total_steps": schedule.total_units,
+        "steps_per_epoch": plan.steps_per_epoch * per,
+        "optimizer_steps": plan.total_steps,
+        "accumulation": schedule.sizes.accumulation,
+        "world_size": schedule.sizes.world_size,
+        "global_batch": schedule.sizes.global_batch,
+        "per_device_batch": schedule.sizes.per_device,
+        "dataset_size": plan.config.dataset_size,
+        "lr": {
+            "rule": rule.rule,
+            "base_lr": rule.base_lr,
+            "reference_batch": rule.reference_batch,
+            "effective_lr": rule.effective_lr,
+            "description": rule.describe(),
+        },
+        "relative_compute": plan.relative_compute(),
+        "stages": [_row_json(schedule, row) for row in rows],
+        "steps": steps,
+    }
+    if measurements is not None:
+        payload["measurements"] = measurements
+    return payload
+
+
+def _row_json(schedule: Schedule, row: StageRow) -> dict[str, Any]:
+    plan, per = schedule.plan, schedule.units_per_step
+    out: dict[str, Any] = {
+        "start_step": row.start_step * per,
+        "end_step": row.end_step * per,
+        "start_epoch": plan.epoch_at(row.start_step),
+        "end_epoch": plan.epoch_at(row.end_step),
+    }
+    for field, value in row.values.items():
+        ramp = isinstance(value, Ramp)
+        out[field] = {"from": _plain(value.first), "to": _plain(value.last)} if ramp else _plain(value)
+    out["relative_cost"] = row.sample_cost
+    out["compute_share"] = row.compute_share
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Ramp):
+        return f"{_text(value.first)}→{_text(value.last)}"
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        return ":".join(_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_line(schedule: Schedule) -> str:
+    """Total steps, batch arithmetic and the compute relative to the recipe without its curriculum."""
+    plan, sizes, unit = schedule.plan, schedule.sizes, schedule.unit.replace("_", "-")
+    relative = plan.relative_compute()
+    if plan.curriculum is None:
+        effect = "(no curriculum)"
+    elif relative <= 1:
+        effect = f"(saves {100 * (1 - relative):.1f}%)"
+    else:
+        effect = f"(costs {100 * (relative - 1):.1f}% more)"
+    return (
+        f"{schedule.total_units:,} {unit} ({plan.steps_per_epoch * schedule.units_per_step:,} per epoch at the full"
+        f" batch), global batch {sizes.global_batch} = per-device {sizes.per_device} × world {sizes.world_size}"
+        f" × accumulation {sizes.accumulation}; compute {relative:.3f} × the same recipe without curriculum {effect}"
+    )
+
+
+def lr_lines(schedule: Schedule) -> list[str]:
+    """The world-size LR rule with its numbers, and the LR schedule's shape in the reported unit."""
+    lr = schedule.learning_rate
+    shape = lr.schedule
+    unit = schedule.unit.replace("_", "-")
+    warmup = ""
+    if shape.warmup_iters:
+        warmup = f"warm-up {shape.warmup_iters:,} {unit} from ratio {shape.warmup_start_ratio:g}, "
+    return [
+        f"learning rate: {lr.rule.describe()}",
+        f"LR schedule: {shape.shape}, {warmup}final ratio {shape.final_ratio:g}, over {shape.total_steps:,} {unit}",
+    ]
+
+
+def print_report(schedule: Schedule, rows: list[StageRow], console: Console) -> None:
+    """The terminal view: the stage table, the summary line and the LR lines."""
+    plan, per = schedule.plan, schedule.units_per_step
+    unit = "micro-steps" if schedule.unit == "micro_steps" else "steps"
+    table = Table(title=f"{schedule.name}: stages", title_justify="left")
+    for header in ("#", unit, "epochs", *(HEADERS[field] for field in schedule.fields), "cost", "share"):
+        table.add_column(header, justify="right", no_wrap=True)
+    indices: list[int | None] = list(range(len(rows)))
+    if len(rows) > 2 * MAX_STAGE_ROWS:
+        indices = [*range(MAX_STAGE_ROWS), None, *range(len(rows) - MAX_STAGE_ROWS, len(rows))]
+    for index in indices:
+        if index is None:
+            table.add_row("…", f"{len(rows) - 2 * MAX_STAGE_ROWS} more stages", *[""] * (len(schedule.fields) + 3))
+            continue
+        row = rows[index]
+        table.add_row(
+            str(index + 1),
+            f"{row.start_step * per:,}–{row.end_step * per:,}",
+            f"{plan.epoch_at(row.start_step):.2f}–{plan.epoch_at(row.end_step):.2f}",
+            *[_text(row.values[field]) for field in schedule.fields],
+            f"{row.sample_cost:.3f}",
+            f"{100 * row.compute_share:.1f}%",
+        )
+    print_unsqueezed(table, console)
+    console.print(summary_line(schedule), markup=False)
+    if schedule.unit == "micro_steps":
+        console.print(
+            "steps count micro-iterations (schedule.unit micro_steps, as VAR does): "
+            f"{schedule.sizes.accumulation} per optimizer step (the gradient accumulation)", markup=False,
+        )
+    for line in lr_lines(schedule):
+        console.print(line, markup=False)
+
+
+def print_unsqueezed(table: Table, console: Console) -> None:
+    """Print a table whole when the output is not a terminal: a pipe's 80 columns would cut "51,375–130,772"."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if console.is_terminal or natural <= console.width:
+        console.print(table)
+    else:
+        Console(file=console.file, width=natural, highlight=False).print(table)
+
+
+def resolve_dataset_size(recipe, sizes: BatchSizes, dataset_size: int | None, steps_per_epoch: int | None):
+    """The training-set size from ``--dataset-size``, ``--steps-per-epoch`` × global batch, or the data itself.
+
+    Returns:
+        ``(size, data)``; ``data`` is the loaded split, or None when a flag gave the size.
+    """
+    if dataset_size is not None and steps_per_epoch is not None:
+        raise UserError("give --dataset-size or --steps-per-epoch, not both")
+    if dataset_size is not None:
+        if dataset_size < 1:
+            raise UserError(f"--dataset-size: expected a positive number of samples, got {dataset_size}")
+        return dataset_size, None
+    if steps_per_epoch is not None:
+        if steps_per_epoch < 1:
+            raise UserError(f"--steps-per-epoch: expected a positive number, got {steps_per_epoch}")
+        return steps_per_epoch * sizes.global_batch, None
+    from curricurun.data.sources import load_split
+
+    data = recipe.data
+    split = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
+                       image_column=data.image_column, label_column=data.label_column,
+                       max_samples=data.max_train_samples)
+    return len(split), split
+
+
+def run_inspect_schedule(
+    recipe,
+    *,
+    recipe_path: Path | None = None,
+    dataset_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    world_size: int = 1,
+    out_png: Path | None = None,
+    as_json: bool = False,
+    every: int = 1,
+    measure: bool = False,
+    console: Console | None = None,
+) -> None:
+    """Report a recipe's schedule: terminal table + PNG, or ``--json`` (PNG then only with an explicit ``--out``).
+
+    Args:
+        recipe: a validated recipe (:func:`curricurun.recipe.load_recipe`).
+        recipe_path: its file; names the PNG when the recipe has no ``name``.
+        dataset_size: training samples; skips loading the data.
+        steps_per_epoch: alternative to ``dataset_size`` (size = steps × global batch).
+        world_size: simulated number of processes.
+        out_png: PNG path; default ``schedule-<recipe name>.png`` in the current directory.
+        as_json: print one JSON object instead of the terminal view.
+        every: with ``as_json``, one per-step entry every ``every`` reported steps.
+        measure: time real forward+backward steps at each distinct stage shape.
+        console: where to print (the CLI's console).
+    """
+    if world_size < 1:
+        raise UserError(f"--world-size: expected at least 1 process, got {world_size}")
+    if every < 1:
+        raise UserError(f"--every: expected a positive number of steps, got {every}")
+    console = console or Console(highlight=False, soft_wrap=True)
+    name = recipe.name or (Path(recipe_path).stem if recipe_path else "recipe")
+    sizes = batch_sizes(recipe, world_size)
+    size, data = resolve_dataset_size(recipe, sizes, dataset_size, steps_per_epoch)
+    schedule = build_schedule(recipe, size, world_size, name)
+    rows = stage_rows(schedule)
+    timings = None
+    if measure:
+        from curricurun.schedule_measure import measure_stages
+
+        timings = measure_stages(recipe, schedule, data)
+    if out_png is not None or not as_json:
+        from curricurun.schedule_plot import plot_schedule
+
+        png = plot_schedule(schedule, rows, Path(out_png) if out_png else Path(f"schedule-{_file_safe(name)}.png"))
+    if as_json:
+        measurements = None if timings is None else [timing.as_dict() for timing in timings]
+        # Written to the console's file as is: rich would wrap the line or read "[...]" as markup.
+        console.file.write(json.dumps(schedule_json(schedule, rows, every, measurements)) + "\n")
+        return
+    print_report(schedule, rows, console)
+    if timings is not None:
+        from curricurun.schedule_measure import print_timings
+
+        print_timings(timings, console)
+    console.print(f"plot: {png}", markup=False)
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
