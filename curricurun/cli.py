@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -34,8 +34,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _debug = False
 
 SetOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", help="override a recipe value: --set optim.lr=3e-4 (YAML-typed; repeatable)", show_default=False),
+    list[str] | None,
+    typer.Option(
+        "--set", help="override a recipe value: --set optim.lr=3e-4 (YAML-typed; repeatable)", show_default=False
+    ),
 ]
 
 
@@ -47,7 +49,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show Python tracebacks for user errors")] = False,
 ) -> None:
     """Train vision models with published curricula, exact on any number of processes.
@@ -68,9 +72,19 @@ def _load(recipe: Path, overrides: list[str] | None):
 def train(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
     set_: SetOption = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="checkpoint dir, run dir, or 'latest' (the default when given alone)")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="run directory (default: training.output_dir)")] = None,
-    stop_after: Annotated[Optional[int], typer.Option("--stop-after", min=1, help="stop (with a checkpoint) after this optimizer step of the plan; resume later")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="checkpoint dir, run dir, or 'latest' (the default when given alone)"),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="run directory (default: training.output_dir)")
+    ] = None,
+    stop_after: Annotated[
+        int | None,
+        typer.Option(
+            "--stop-after", min=1, help="stop (with a checkpoint) after this optimizer step of the plan; resume later"
+        ),
+    ] = None,
 ) -> None:
     """Train a recipe on CPU, one GPU or many (under `accelerate launch`).
 
@@ -158,13 +172,21 @@ def inspect_model(
 def inspect_schedule(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
     set_: SetOption = None,
-    dataset_size: Annotated[Optional[int], typer.Option("--dataset-size", help="training samples (skips loading the data)")] = None,
-    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", help="alternative to --dataset-size")] = None,
+    dataset_size: Annotated[
+        int | None, typer.Option("--dataset-size", help="training samples (skips loading the data)")
+    ] = None,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option("--steps-per-epoch", help="alternative to --dataset-size")
+    ] = None,
     world_size: Annotated[int, typer.Option("--world-size", help="simulate W processes")] = 1,
-    out_png: Annotated[Optional[Path], typer.Option("--out", help="PNG path (default: schedule-<recipe>.png here)")] = None,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", help="PNG path (default: schedule-<recipe>.png here)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the schedule as JSON")] = False,
     every: Annotated[int, typer.Option("--every", help="with --json: one entry every K steps")] = 1,
-    measure: Annotated[bool, typer.Option("--measure", help="time a few real steps at each distinct stage shape")] = False,
+    measure: Annotated[
+        bool, typer.Option("--measure", help="time a few real steps at each distinct stage shape")
+    ] = False,
 ) -> None:
     """Show the curriculum's stages before training: terminal table, PNG plot, --json.
 
@@ -173,8 +195,16 @@ def inspect_schedule(
     from curricurun.schedule_report import run_inspect_schedule
 
     run_inspect_schedule(
-        _load(recipe, set_), recipe_path=recipe, dataset_size=dataset_size, steps_per_epoch=steps_per_epoch,
-        world_size=world_size, out_png=out_png, as_json=as_json, every=every, measure=measure, console=out,
+        _load(recipe, set_),
+        recipe_path=recipe,
+        dataset_size=dataset_size,
+        steps_per_epoch=steps_per_epoch,
+        world_size=world_size,
+        out_png=out_png,
+        as_json=as_json,
+        every=every,
+        measure=measure,
+        console=out,
     )
 
 

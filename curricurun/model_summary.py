@@ -14,13 +14,14 @@ def summarize_model(recipe) -> dict[str, Any]:
     section, or from the data source only when the setup cannot do without (a user error says which).
     """
     from curricurun.setups import get as get_setup
-    from curricurun.setups.classification import DataShape
 
     setup_cls = get_setup(recipe.setup.name)
     shape = _data_shape_without_loading(recipe)
     setup = setup_cls(recipe.setup_params, shape)
     with torch.device("meta"):
-        model = setup.build_model() if not getattr(recipe.setup_params, "weights", None) else _build_without_weights(setup)
+        model = (
+            setup.build_model() if not getattr(recipe.setup_params, "weights", None) else _build_without_weights(setup)
+        )
     modules: dict[str, dict[str, int]] = {}
     for name, child in model.named_children():
         modules[name] = _counts(child.parameters())
@@ -54,6 +55,14 @@ def _data_shape_without_loading(recipe):
     from curricurun.data import load_split
 
     data = recipe.data
-    split = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
-                       image_column=data.image_column, label_column=data.label_column, max_samples=data.max_train_samples)
+    split = load_split(
+        data.source,
+        data.path,
+        data.train_split,
+        config=data.config,
+        revision=data.revision,
+        image_column=data.image_column,
+        label_column=data.label_column,
+        max_samples=data.max_train_samples,
+    )
     return DataShape(split.channels, split.num_classes, data.image_size)

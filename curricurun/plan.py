@@ -57,7 +57,8 @@ class TrainingPlan:
         self.curriculum = curriculum
         if config.full_steps_per_epoch < 1:
             raise UserError(
-                f"batch: the global batch {config.global_batch} is larger than the dataset ({config.dataset_size} samples)"
+                f"batch: the global batch {config.global_batch} is larger than the dataset"
+                f" ({config.dataset_size} samples)"
             )
         self.steps_per_epoch = config.full_steps_per_epoch
         total = self._first_guess_of_total_steps()
@@ -92,9 +93,7 @@ class TrainingPlan:
         c = self.config
         n, full_batch = c.dataset_size, c.global_batch
         budget = (c.budget_epochs or 0.0) * self.steps_per_epoch
-        target_samples = (
-            max(1, round(c.epochs * self.steps_per_epoch)) * full_batch if c.epochs is not None else None
-        )
+        target_samples = max(1, round(c.epochs * self.steps_per_epoch)) * full_batch if c.epochs is not None else None
         warmup = self.warmup_steps_for(total_guess)
         interned: dict[StageState, StageState] = {}
         states, batches, epochs, offsets, seen_list, cost_list = [], [], [], [], [], []
@@ -186,7 +185,10 @@ class TrainingPlan:
         """Epochs completed before ``step`` as a float (``epoch index + offset / dataset size``)."""
         if step >= self.total_steps:
             last = self.total_steps - 1
-            return float(self.epoch_index[last]) + (self.epoch_offset[last] + self.global_batches[last]) / self.config.dataset_size
+            return (
+                float(self.epoch_index[last])
+                + (self.epoch_offset[last] + self.global_batches[last]) / self.config.dataset_size
+            )
         return float(self.epoch_index[step]) + float(self.epoch_offset[step]) / self.config.dataset_size
 
     def compute_fraction_at(self, step: int) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curricurun.schedule_report import Schedule, StageRow, step_columns
+from curricurun.schedule_report import Schedule, StageRow, compute_phrase, step_columns
 
 MAX_POINTS = 5000
 
@@ -23,7 +23,7 @@ _LABELS = {
     "newest_scale_weight": "newest-scale weight",
     "bandwidth": "bandwidth B (px)",
     "aug_magnitude": "RandAugment m",
-    "stage_ratios": "stage mix share",
+    "stage_ratios": "share of the batch\nper stage",
     "batch_size": "global batch",
     "cost": "cost per step\n(× full size)",
 }
@@ -41,9 +41,9 @@ def plotted_steps(schedule: Schedule, rows: list[StageRow], max_points: int = MA
 def plot_schedule(schedule: Schedule, rows: list[StageRow], path: Path, max_points: int = MAX_POINTS) -> Path:
     """Write the schedule PNG to ``path`` and return it.
 
-    Panels: the LR, each curriculum field the recipe sets (``stage_ratios`` as one line per stage's share of
-    the batch), and the cost of each step relative to a full-size step with the run's mean (the relative
-    compute) dashed. Stage boundaries are dotted vertical lines; the top axis shows epochs.
+    Panels: the LR, each curriculum field the recipe sets (``stage_ratios`` as each stage's share of the batch,
+    stacked), and the cost of each step relative to a full-size step, its mean dashed (the relative compute,
+    except in compute-budget mode). Stage boundaries are dotted vertical lines; the top axis shows epochs.
     """
     from matplotlib.figure import Figure
 
@@ -63,18 +63,16 @@ def plot_schedule(schedule: Schedule, rows: list[StageRow], path: Path, max_poin
             axis.axvline(boundary, color="0.55", linestyle=":", linewidth=0.9)
         axis.set_ylabel(_LABELS[key], fontsize=9)
         axis.grid(True, alpha=0.25)
-    axes[-1].axhline(schedule.plan.relative_compute(), color="tab:red", linestyle="--", linewidth=1,
-                     label=f"mean {schedule.plan.relative_compute():.3f}")
+    plan = schedule.plan
+    mean_cost = plan.total_compute / (float(plan.global_batches.sum()) / schedule.sizes.global_batch)
+    axes[-1].axhline(mean_cost, color="tab:red", linestyle="--", linewidth=1, label=f"mean {mean_cost:.3f}")
     axes[-1].legend(loc="lower right", fontsize=8)
     axes[-1].set_xlabel("micro-step" if schedule.unit == "micro_steps" else "optimizer step")
     axes[-1].set_xlim(0, schedule.total_units)
     _label_stages(axes[0], rows, per)
     _epoch_axis(axes[0], schedule, x, columns["epoch"])
-    figure.suptitle(
-        f"{schedule.name}: {schedule.total_units:,} {schedule.unit.replace('_', '-')}, "
-        f"compute {schedule.plan.relative_compute():.3f} × without curriculum",
-        fontsize=12,
-    )
+    unit = schedule.unit.replace("_", "-")
+    figure.suptitle(f"{schedule.name}: {schedule.total_units:,} {unit}; {compute_phrase(schedule)}", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
@@ -87,11 +85,16 @@ def _draw(axis, key: str, x: np.ndarray, values: list, end: int) -> None:
         style = {"drawstyle": "steps-post"}
         x, values = np.append(x, end), [*values, values[-1]]
     if key == "stage_ratios":
-        present = [v for v in values if v is not None]
-        width = max(len(v) for v in present)
+        # Stacked shares of the batch per stage (lowest stage at the bottom): equal ratios stay visible.
+        width = max(len(v) for v in values if v is not None)
+        shares = np.asarray([[np.nan] * width if v is None else [r / sum(v) for r in v] + [0.0] * (width - len(v))
+                             for v in values], dtype=np.float64)
+        lower = np.zeros(len(values))
         for stage in range(width):
-            share = [np.nan if v is None or stage >= len(v) else v[stage] / sum(v) for v in values]
-            axis.plot(x, share, label=f"stage {stage}", **style)
+            upper = lower + shares[:, stage]
+            axis.fill_between(x, lower, upper, step="post", alpha=0.7, label=f"stage {stage}")
+            lower = upper
+        axis.set_ylim(0, 1)
         axis.legend(loc="upper right", fontsize=8, ncols=width)
         return
     y = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -116,10 +119,18 @@ def _epoch_axis(axis, schedule: Schedule, x: np.ndarray, epochs: list[float]) ->
     es = np.append(np.asarray(epochs, dtype=np.float64), schedule.plan.epoch_at(schedule.plan.total_steps))
 
     def to_epoch(step):
-        return np.interp(step, xs, es)
+        return _interpolate(step, xs, es)
 
     def to_step(epoch):
-        return np.interp(epoch, es, xs)
+        return _interpolate(epoch, es, xs)
 
     top = axis.secondary_xaxis("top", functions=(to_epoch, to_step))
     top.set_xlabel("epoch")
+
+
+def _interpolate(value, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp`` extended linearly past both ends: clamping would place out-of-range ticks at the edges."""
+    value = np.asarray(value, dtype=np.float64)
+    low = fp[0] + (value - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+    high = fp[-1] + (value - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return np.where(value < xp[0], low, np.where(value > xp[-1], high, np.interp(value, xp, fp)))

@@ -282,20 +282,33 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def summary_line(schedule: Schedule) -> str:
-    """Total steps, batch arithmetic and the compute relative to the recipe without its curriculum."""
-    plan, sizes, unit = schedule.plan, schedule.sizes, schedule.unit.replace("_", "-")
+def compute_phrase(schedule: Schedule) -> str:
+    """What the curriculum saves: the compute against the recipe without it, or, in compute-budget mode (where
+    every run spends its budget), how many epochs of data that budget buys."""
+    plan = schedule.plan
+    budget = plan.config.budget_epochs
+    if budget is not None:
+        return (f"compute-budget mode: {plan.epoch_at(plan.total_steps):.1f} epochs of data for the compute of"
+                f" {budget:g} full-size epochs")
     relative = plan.relative_compute()
     if plan.curriculum is None:
-        effect = "(no curriculum)"
-    elif relative <= 1:
-        effect = f"(saves {100 * (1 - relative):.1f}%)"
+        effect = "no curriculum"
+    elif abs(relative - 1) < 5e-4:
+        effect = "no saving"
+    elif relative < 1:
+        effect = f"saves {100 * (1 - relative):.1f}%"
     else:
-        effect = f"(costs {100 * (relative - 1):.1f}% more)"
+        effect = f"costs {100 * (relative - 1):.1f}% more"
+    return f"compute {relative:.3f} × the same recipe without curriculum ({effect})"
+
+
+def summary_line(schedule: Schedule) -> str:
+    """Total steps, the batch arithmetic and :func:`compute_phrase`."""
+    plan, sizes, unit = schedule.plan, schedule.sizes, schedule.unit.replace("_", "-")
     return (
         f"{schedule.total_units:,} {unit} ({plan.steps_per_epoch * schedule.units_per_step:,} per epoch at the full"
         f" batch), global batch {sizes.global_batch} = per-device {sizes.per_device} × world {sizes.world_size}"
-        f" × accumulation {sizes.accumulation}; compute {relative:.3f} × the same recipe without curriculum {effect}"
+        f" × accumulation {sizes.accumulation}; {compute_phrase(schedule)}"
     )
 
 

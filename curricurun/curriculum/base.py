@@ -83,7 +83,9 @@ class StageState:
         for field in dataclasses.fields(self):
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
             if mine is not None and theirs is not None:
-                raise ValueError(f"two curricula both set '{field.name}'; compose curricula that control different fields")
+                raise ValueError(
+                    f"two curricula both set '{field.name}'; compose curricula that control different fields"
+                )
             values[field.name] = mine if mine is not None else theirs
         return StageState(**values)
 
@@ -115,7 +117,7 @@ class Curriculum(Protocol):
     name: ClassVar[str]
     summary: ClassVar[str]
     Params: ClassVar[type[CurriculumParams]]
-    indexed_by: ClassVar[str]
+    indexed_by: str
 
     def __init__(self, params: CurriculumParams) -> None: ...
 

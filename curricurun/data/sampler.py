@@ -96,6 +96,8 @@ class PlannedBatchSampler:
             bandwidth = state.bandwidth if self.loader_applies_bandwidth else None
             for micro_batch in self.step_indices(step).tolist():
                 yield [
-                    SampleKey(index, state.resolution, state.aug_magnitude, bandwidth, sample_seed(self.seed, epoch, index))
+                    SampleKey(
+                        index, state.resolution, state.aug_magnitude, bandwidth, sample_seed(self.seed, epoch, index)
+                    )
                     for index in micro_batch
                 ]

@@ -33,7 +33,8 @@ def batch_sizes(recipe, world_size: int) -> BatchSizes:
     per_micro = world_size * batch.accumulation
     if batch.global_batch % per_micro:
         raise UserError(
-            f"batch.global: {batch.global_batch} is not divisible by world size {world_size} × accumulation {batch.accumulation}"
+            f"batch.global: {batch.global_batch} is not divisible by world size {world_size}"
+            f" × accumulation {batch.accumulation}"
         )
     return BatchSizes(batch.global_batch // per_micro, batch.accumulation, world_size)
 
@@ -45,7 +46,10 @@ def build_curriculum(recipe):
     from curricurun.curriculum import registry
 
     # The recipe layer already validated each entry's params: build from those, not from the raw specs.
-    members = [registry.get(spec.name)(params) for spec, params in zip(recipe.curriculum, recipe.curriculum_params)]
+    members = [
+        registry.get(spec.name)(params)
+        for spec, params in zip(recipe.curriculum, recipe.curriculum_params, strict=True)
+    ]
     return registry.ComposedCurriculum(members)
 
 

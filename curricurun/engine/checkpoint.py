@@ -117,5 +117,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         loaded["optimizer"] = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged zip/pickle stream
-        raise UserError(f"{path / 'optimizer.pt'}: corrupt or unreadable optimizer state ({type(error).__name__})") from None
+        raise UserError(
+            f"{path / 'optimizer.pt'}: corrupt or unreadable optimizer state ({type(error).__name__})"
+        ) from None
     return loaded

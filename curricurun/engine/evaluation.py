@@ -18,8 +18,9 @@ def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelera
 
     start, stop = shard_bounds(len(eval_data), accelerator.process_index, accelerator.num_processes)
     dataset = EvalDataset(eval_data, EvalTransform(), resolution, start, stop)
-    loader = DataLoader(dataset, batch_size=max(batch_size, 256), collate_fn=collate,
-                        num_workers=recipe.data.num_workers)
+    loader = DataLoader(
+        dataset, batch_size=max(batch_size, 256), collate_fn=collate, num_workers=recipe.data.num_workers
+    )
     was_training = model.training
     model.eval()
     totals: dict[str, torch.Tensor] = {}
@@ -30,8 +31,9 @@ def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelera
         for key, value in sums.items():
             totals[key] = totals.get(key, 0) + value.double()
     keys = sorted(totals) or ["count"]
-    local = torch.stack([torch.as_tensor(totals.get(k, 0.0), dtype=torch.float64, device=accelerator.device)
-                         for k in keys])
+    local = torch.stack(
+        [torch.as_tensor(totals.get(k, 0.0), dtype=torch.float64, device=accelerator.device) for k in keys]
+    )
     summed = accelerator.reduce(local, "sum") if accelerator.num_processes > 1 else local
     model.train(was_training)
-    return setup.metrics_from_sums({k: float(v) for k, v in zip(keys, summed.tolist())})
+    return setup.metrics_from_sums({k: float(v) for k, v in zip(keys, summed.tolist(), strict=True)})

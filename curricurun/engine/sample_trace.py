@@ -29,12 +29,21 @@ class SampleTrace:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
 
-    def record(self, step: int, micro: int, batch: dict[str, torch.Tensor], stage: dict[str, Any]) -> None:
+    def record(
+        self, step: int, micro: int, epoch_index: int, batch: dict[str, torch.Tensor], stage: dict[str, Any]
+    ) -> None:
         if self.path is None:
             return
         image = batch["image"]
-        line = {"step": step, "micro": micro, "indices": batch["index"].tolist(), "shape": list(image.shape),
-                "pixel_std": float(image.float().std()), "stage": stage}
+        line = {
+            "step": step,
+            "micro": micro,
+            "epoch_index": epoch_index,
+            "indices": batch["index"].tolist(),
+            "shape": list(image.shape),
+            "first_image_sum": float(image[0].double().sum()),
+            "stage": stage,
+        }
         with self.path.open("a") as stream:
             stream.write(json.dumps(line) + "\n")
 

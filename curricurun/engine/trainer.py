@@ -63,8 +63,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 6_700_417 + step * 1_009 + rank * 104_729) % (2**62)
 
 
-def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resume: str | None = None,
-          stop_after_steps: int | None = None) -> RunResult:
+def train(
+    recipe,
+    resolved: dict[str, Any],
+    output_dir: str | None = None,
+    resume: str | None = None,
+    stop_after_steps: int | None = None,
+) -> RunResult:
     """Run a recipe to the end of its plan (or ``stop_after_steps``, used to test resume).
 
     Args:
@@ -89,14 +94,28 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
     reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
 
     data = recipe.data
-    train_data = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
-                            image_column=data.image_column, label_column=data.label_column,
-                            max_samples=data.max_train_samples)
+    train_data = load_split(
+        data.source,
+        data.path,
+        data.train_split,
+        config=data.config,
+        revision=data.revision,
+        image_column=data.image_column,
+        label_column=data.label_column,
+        max_samples=data.max_train_samples,
+    )
     eval_data = None
     if data.eval_split:
-        eval_data = load_split(data.source, data.path, data.eval_split, config=data.config, revision=data.revision,
-                               image_column=data.image_column, label_column=data.label_column,
-                               max_samples=data.max_eval_samples)
+        eval_data = load_split(
+            data.source,
+            data.path,
+            data.eval_split,
+            config=data.config,
+            revision=data.revision,
+            image_column=data.image_column,
+            label_column=data.label_column,
+            max_samples=data.max_eval_samples,
+        )
 
     setup_cls = get_setup(recipe.setup.name)
     setup = setup_cls(recipe.setup_params, DataShape(train_data.channels, train_data.num_classes, data.image_size))
@@ -118,8 +137,13 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
         from curricurun.ema import ModelEma
 
         cfg = recipe.training.ema
-        ema = ModelEma(accelerator.unwrap_model(model), decay=cfg.decay, schedule=cfg.schedule, beta=cfg.beta,
-                       total_steps=plan.total_steps)
+        ema = ModelEma(
+            accelerator.unwrap_model(model),
+            decay=cfg.decay,
+            schedule=cfg.schedule,
+            beta=cfg.beta,
+            total_steps=plan.total_steps,
+        )
 
     start_step, early_stop_state, history = 0, {"best": None, "bad_evals": 0}, []
     if resume_path is not None:
@@ -127,12 +151,15 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
         reporter.print(f"resumed from {resume_path} at step {start_step}")
 
     reporter.print(
-        f"curricurun: {recipe.name} · {world_size} process(es) · batch per device {sizes.per_device} × world {world_size}"
+        f"curricurun: {recipe.name} · {world_size} process(es) · batch per device {sizes.per_device}"
+        f" × world {world_size}"
         f" × accumulation {sizes.accumulation} = global {sizes.global_batch}"
     )
     reporter.print(f"learning rate: {learning_rate.rule.describe()}")
-    reporter.print(f"plan: {plan.total_steps} steps, {plan.steps_per_epoch} steps per full-size epoch, "
-                   f"compute {plan.relative_compute():.3f} of the same recipe without curriculum")
+    reporter.print(
+        f"plan: {plan.total_steps} steps, {plan.steps_per_epoch} steps per full-size epoch, "
+        f"compute {plan.relative_compute():.3f} of the same recipe without curriculum"
+    )
     if accelerator.is_main_process:
         (run_dir / "recipe.resolved.yaml").write_text(_yaml(resolved))
     if recipe.training.log_with:
@@ -144,11 +171,17 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
     from curricurun.data.staged import StagedDataset, collate
 
     stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
-    sampler = PlannedBatchSampler(plan, recipe.seed, rank, world_size, start_step, stop_step,
-                                  loader_applies_bandwidth=not fft_on_device)
-    loader = DataLoader(StagedDataset(train_data, transform, data.image_size), batch_sampler=sampler,
-                        collate_fn=collate, num_workers=data.num_workers,
-                        persistent_workers=False, pin_memory=False)
+    sampler = PlannedBatchSampler(
+        plan, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
+    )
+    loader = DataLoader(
+        StagedDataset(train_data, transform, data.image_size),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=data.num_workers,
+        persistent_workers=False,
+        pin_memory=False,
+    )
     batches = iter(loader)
     trace = SampleTrace(rank)
 
@@ -171,7 +204,7 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
                 from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
 
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
-            trace.record(step, micro, batch, state.as_dict())
+            trace.record(step, micro, int(plan.epoch_index[step]), batch, state.as_dict())
             last_micro = micro == sizes.accumulation - 1
             # Gradients are all-reduced only on the last micro-batch of the accumulation window.
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
@@ -192,8 +225,13 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
         if done % recipe.training.log_every_steps == 0 or done == stop_step:
             mean_loss = accelerator.reduce(running_loss / max(running_count, 1), "mean").item()
             elapsed = time.perf_counter() - clock
-            record = {"epoch": round(plan.epoch_at(done), 4), "lr": lr, "loss": mean_loss,
-                      "samples_per_s": samples_since / elapsed if elapsed else 0.0, **_stage_fields(state)}
+            record = {
+                "epoch": round(plan.epoch_at(done), 4),
+                "lr": lr,
+                "loss": mean_loss,
+                "samples_per_s": samples_since / elapsed if elapsed else 0.0,
+                **_stage_fields(state),
+            }
             reporter.log(record, done)
             reporter.advance(done, _progress_info(plan.epoch_at(done), state, lr, mean_loss, record["samples_per_s"]))
             running_loss.zero_()
@@ -202,22 +240,45 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
             reporter.advance(done, "")
 
         if eval_data is not None and _due(plan, step, recipe.training.eval, done == plan.total_steps):
-            metrics = evaluate(setup, ema.module if (ema and recipe.training.eval.use_ema) else model,
-                               eval_data, data.image_size, sizes.per_device, accelerator, recipe)
+            metrics = evaluate(
+                setup,
+                ema.module if (ema and recipe.training.eval.use_ema) else model,
+                eval_data,
+                data.image_size,
+                sizes.per_device,
+                accelerator,
+                recipe,
+            )
             record = {"epoch": round(plan.epoch_at(done), 4), **{f"eval/{k}": v for k, v in metrics.items()}}
             history.append(record)
             reporter.log(record, done)
-            reporter.print(f"eval at step {done} (epoch {plan.epoch_at(done):.2f}): " +
-                           ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            reporter.print(
+                f"eval at step {done} (epoch {plan.epoch_at(done):.2f}): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            )
             model.train()
             if recipe.training.early_stopping is not None:
                 stopped_early = _early_stop(recipe.training.early_stopping, metrics, early_stop_state)
         if _due(plan, step, recipe.training.checkpoint, done == plan.total_steps) or stopped_early or done == stop_step:
-            checkpoint_path = _save(run_dir, done, plan, accelerator, model, optimizer, ema, resolved,
-                                    learning_rate, early_stop_state, history, recipe)
+            checkpoint_path = _save(
+                run_dir,
+                done,
+                plan,
+                accelerator,
+                model,
+                optimizer,
+                ema,
+                resolved,
+                learning_rate,
+                early_stop_state,
+                history,
+                recipe,
+            )
         if stopped_early:
-            reporter.print(f"early stopping at step {done}: no improvement of "
-                           f"{recipe.training.early_stopping.metric} for {recipe.training.early_stopping.patience} evaluations")
+            reporter.print(
+                f"early stopping at step {done}: no improvement of "
+                f"{recipe.training.early_stopping.metric} for {recipe.training.early_stopping.patience} evaluations"
+            )
             break
     reporter.stop()
     trace.finish(accelerator.unwrap_model(model), lr if stop_step > start_step else 0.0)
@@ -226,8 +287,13 @@ def train(recipe, resolved: dict[str, Any], output_dir: str | None = None, resum
         reporter.print(f"checkpoint: {checkpoint_path}")
     reporter.print(f"metrics: {run_dir / 'metrics.jsonl'}")
     if history:
-        reporter.summary(f"{recipe.name}: evaluation", [(str(h["epoch"]), ", ".join(
-            f"{k.removeprefix('eval/')} {v:.4f}" for k, v in h.items() if k != "epoch")) for h in history])
+        reporter.summary(
+            f"{recipe.name}: evaluation",
+            [
+                (str(h["epoch"]), ", ".join(f"{k.removeprefix('eval/')} {v:.4f}" for k, v in h.items() if k != "epoch"))
+                for h in history
+            ],
+        )
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final, checkpoint_path, history, stopped_early)
@@ -245,9 +311,13 @@ def _due(plan, step: int, every, is_last: bool) -> bool:
 def _early_stop(config, metrics: dict[str, float], state: dict[str, Any]) -> bool:
     name = config.metric.removeprefix("eval/")
     if name not in metrics:
-        raise UserError(f"training.early_stopping.metric: '{config.metric}' is not reported; reported: {', '.join(metrics)}")
+        raise UserError(
+            f"training.early_stopping.metric: '{config.metric}' is not reported; reported: {', '.join(metrics)}"
+        )
     value, best = metrics[name], state["best"]
-    improved = best is None or (value > best + config.min_delta if config.mode == "max" else value < best - config.min_delta)
+    improved = best is None or (
+        value > best + config.min_delta if config.mode == "max" else value < best - config.min_delta
+    )
     if improved:
         state["best"], state["bad_evals"] = value, 0
     else:
@@ -255,17 +325,21 @@ def _early_stop(config, metrics: dict[str, float], state: dict[str, Any]) -> boo
     return state["bad_evals"] >= config.patience
 
 
-def _save(run_dir, step, plan, accelerator, model, optimizer, ema, resolved, learning_rate, early_stop_state,
-          history, recipe) -> Path | None:
+def _save(
+    run_dir, step, plan, accelerator, model, optimizer, ema, resolved, learning_rate, early_stop_state, history, recipe
+) -> Path | None:
     accelerator.wait_for_everyone()
     path = None
     if accelerator.is_main_process:
         trainer_state = {
             "step": step,
             "epoch": plan.epoch_at(step),
-            "sampler": {"seed": recipe.seed, "next_step": step,
-                        "epoch_index": int(plan.epoch_index[min(step, plan.total_steps - 1)]),
-                        "epoch_offset": int(plan.epoch_offset[min(step, plan.total_steps - 1)])},
+            "sampler": {
+                "seed": recipe.seed,
+                "next_step": step,
+                "epoch_index": int(plan.epoch_index[min(step, plan.total_steps - 1)]),
+                "epoch_offset": int(plan.epoch_offset[min(step, plan.total_steps - 1)]),
+            },
             "curriculum": plan.states[min(step, plan.total_steps - 1)].as_dict(),
             "total_steps": plan.total_steps,
             "world_size": accelerator.num_processes,
@@ -276,7 +350,8 @@ def _save(run_dir, step, plan, accelerator, model, optimizer, ema, resolved, lea
             "rng": "derived from (seed, step, rank) at every step; nothing to restore",
         }
         path = save_checkpoint(
-            run_dir, step,
+            run_dir,
+            step,
             accelerator.unwrap_model(model).state_dict(),
             optimizer.state_dict(),
             trainer_state,
@@ -296,11 +371,15 @@ def _restore(path: Path, accelerator, model, optimizer, ema, plan):
         if ema is not None and "ema" in loaded:
             ema.load_state_dict(loaded["ema"])
     except (RuntimeError, ValueError, KeyError) as error:
-        raise UserError(f"{path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})") from None
+        raise UserError(
+            f"{path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})"
+        ) from None
     step = int(state["step"])
     if state.get("total_steps") != plan.total_steps:
-        raise UserError(f"{path}: checkpoint plan has {state.get('total_steps')} steps, this run {plan.total_steps};"
-                        " resume with the same recipe, world size and batch")
+        raise UserError(
+            f"{path}: checkpoint plan has {state.get('total_steps')} steps, this run {plan.total_steps};"
+            " resume with the same recipe, world size and batch"
+        )
     return step, state.get("early_stopping", {"best": None, "bad_evals": 0}), state.get("eval_history", [])
 
 
@@ -313,8 +392,12 @@ def _fft_crop_on_device(curriculum) -> bool:
 
 def _transform_options(recipe) -> dict[str, Any]:
     augment = recipe.data.augment
-    return {"hflip": augment.hflip, "random_crop_padding": augment.random_crop_padding,
-            "randaugment_num_ops": augment.randaugment_num_ops, "fixed_magnitude": augment.randaugment_magnitude}
+    return {
+        "hflip": augment.hflip,
+        "random_crop_padding": augment.random_crop_padding,
+        "randaugment_num_ops": augment.randaugment_num_ops,
+        "fixed_magnitude": augment.randaugment_magnitude,
+    }
 
 
 def _stage_fields(state) -> dict[str, Any]:
@@ -341,4 +424,3 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return flat
-

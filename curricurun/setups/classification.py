@@ -116,6 +116,7 @@ def load_safetensors_weights(model: torch.nn.Module, path: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(
-            f"setup.weights: {path} does not match the model: {len(missing)} missing and {len(unexpected)} unexpected keys"
+            f"setup.weights: {path} does not match the model: {len(missing)} missing"
+            f" and {len(unexpected)} unexpected keys"
             f" (e.g. {(missing or unexpected)[0]})"
         )

@@ -24,11 +24,18 @@ def _lr_rule(run_dir, step):
 
 def test_two_processes_shard_disjointly_train_the_same_stage_and_end_with_identical_weights(tmp_path):
     # 640 samples, per-device 8 on 2 ranks = global 16: 40 steps make exactly one epoch.
-    recipe = small_recipe(tmp_path, batch={"per_device": 8}, curriculum=CURRICULUM,
-                          training={"epochs": 1, "checkpoint": {"every_epochs": 1}})
+    recipe = small_recipe(
+        tmp_path,
+        batch={"per_device": 8},
+        curriculum=CURRICULUM,
+        training={"epochs": 1, "checkpoint": {"every_epochs": 1}},
+    )
     trace_dir = tmp_path / "trace"
-    run_cli(["train", str(recipe), "--output-dir", str(tmp_path / "run")], processes=2,
-            env={"CURRICURUN_SAMPLE_TRACE": str(trace_dir)})
+    run_cli(
+        ["train", str(recipe), "--output-dir", str(tmp_path / "run")],
+        processes=2,
+        env={"CURRICURUN_SAMPLE_TRACE": str(trace_dir)},
+    )
     (rank0, end0), (rank1, end1) = _trace(trace_dir, 0), _trace(trace_dir, 1)
     assert len(rank0) == len(rank1) == 40
     seen0 = [i for line in rank0 for i in line["indices"]]
