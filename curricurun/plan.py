@@ -185,10 +185,10 @@ class TrainingPlan:
         """Epochs completed before ``step`` as a float (``epoch index + offset / dataset size``)."""
         if step >= self.total_steps:
             last = self.total_steps - 1
-            return (
-                float(self.epoch_index[last])
-                + (self.epoch_offset[last] + self.global_batches[last]) / self.config.dataset_size
-            )
+            position = int(self.epoch_offset[last] + self.global_batches[last])
+            if position + self.config.global_batch > self.config.dataset_size:
+                return float(self.epoch_index[last] + 1)  # only the dropped tail is left: the epoch is complete
+            return float(self.epoch_index[last]) + position / self.config.dataset_size
         return float(self.epoch_index[step]) + float(self.epoch_offset[step]) / self.config.dataset_size
 
     def compute_fraction_at(self, step: int) -> float:
