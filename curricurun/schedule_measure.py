@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from curricurun.curriculum.base import StageState
-from curricurun.schedule_report import Schedule, print_unsqueezed
+from curricurun.schedule_report import Schedule
+from curricurun.schedule_terminal import print_unsqueezed
 
 WARMUP_STEPS = 2
 TIMED_STEPS = 5

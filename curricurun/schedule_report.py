@@ -1,9 +1,10 @@
 """``curricurun inspect-schedule``: the whole schedule of a recipe before training, without the dataset.
 
 The report is read from the same :class:`~curricurun.plan.TrainingPlan` and LR plan that ``train`` builds
-(:mod:`curricurun.engine.assembly`), so what the user inspects is exactly what trains. It has three views:
-a terminal table of stages with the compute summary and the LR rule, a PNG (:mod:`curricurun.schedule_plot`)
-and ``--json``; ``--measure`` adds measured step times (:mod:`curricurun.schedule_measure`).
+(:mod:`curricurun.engine.assembly`), so what the user inspects is exactly what trains. This module holds the
+schedule, its stage rows and the ``--json`` object; the views are :mod:`curricurun.schedule_terminal` (stage
+table, compute summary, LR rule) and :mod:`curricurun.schedule_plot` (PNG); ``--measure`` adds measured step
+times (:mod:`curricurun.schedule_measure`).
 
 Step unit: recipes whose schedule counts micro-iterations (``schedule.unit: micro_steps``, as VAR does:
 research/var.md §2, "g_it") are reported in micro-steps. Then ``total_steps``, ``steps_per_epoch``, stage
@@ -21,8 +22,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
 
 from curricurun.curriculum.base import StageState
 from curricurun.engine.assembly import (
@@ -49,11 +48,6 @@ RAMPED_WHEN_MANY = ("aug_magnitude", "resolution", "bandwidth", "batch_size")
 (a continuous ramp, e.g. ``randaugment_ramp`` with ``schedule: linear``, changes every step)."""
 
 MAX_STAGE_ROWS = 24
-
-HEADERS = {"resolution": "res", "scale_index": "scale", "newest_scale_weight": "newest w", "bandwidth": "B",
-           "aug_magnitude": "RA m", "stage_ratios": "mix", "batch_size": "batch"}
-"""Short column names of the terminal table (the JSON keeps the field names)."""
-
 
 class Ramp(NamedTuple):
     """A field that changes inside one stage row: its value at the row's first and last step."""
@@ -122,7 +116,6 @@ class StageRow:
 
     Attributes:
         values: each reported field's value, or a :class:`Ramp` when it changes inside the row.
-        first_state: the state of the row's first step.
         sample_cost: mean cost of one sample in this row relative to a full-size sample.
         compute_share: this row's share of the whole run's compute.
     """
@@ -130,7 +123,6 @@ class StageRow:
     start_step: int
     end_step: int
     values: dict[str, Any]
-    first_state: StageState
     sample_cost: float
     compute_share: float
 
@@ -180,7 +172,7 @@ def _row(schedule: Schedule, start: int, end: int, states: list[StageState]) -> 
     plan = schedule.plan
     spent = _compute_before(plan, end) - _compute_before(plan, start)
     full_steps = float(plan.global_batches[start:end].sum()) / schedule.sizes.global_batch
-    return StageRow(start, end, values, states[0], spent / full_steps, spent / (plan.total_compute or 1.0))
+    return StageRow(start, end, values, spent / full_steps, spent / (plan.total_compute or 1.0))
 
 
 def _compute_before(plan: TrainingPlan, step: int) -> float:
@@ -270,18 +262,6 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, Ramp):
-        return f"{_text(value.first)}→{_text(value.last)}"
-    if value is None:
-        return "–"
-    if isinstance(value, tuple):
-        return ":".join(_text(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def compute_phrase(schedule: Schedule) -> str:
     """What the curriculum saves: the compute against the recipe without it, or, in compute-budget mode (where
     every run spends its budget), how many epochs of data that budget buys."""
@@ -300,73 +280,6 @@ def compute_phrase(schedule: Schedule) -> str:
     else:
         effect = f"costs {100 * (relative - 1):.1f}% more"
     return f"compute {relative:.3f} × the same recipe without curriculum ({effect})"
-
-
-def summary_line(schedule: Schedule) -> str:
-    """Total steps, the batch arithmetic and :func:`compute_phrase`."""
-    plan, sizes, unit = schedule.plan, schedule.sizes, schedule.unit.replace("_", "-")
-    return (
-        f"{schedule.total_units:,} {unit} ({plan.steps_per_epoch * schedule.units_per_step:,} per epoch at the full"
-        f" batch), global batch {sizes.global_batch} = per-device {sizes.per_device} × world {sizes.world_size}"
-        f" × accumulation {sizes.accumulation}; {compute_phrase(schedule)}"
-    )
-
-
-def lr_lines(schedule: Schedule) -> list[str]:
-    """The world-size LR rule with its numbers, and the LR schedule's shape in the reported unit."""
-    lr = schedule.learning_rate
-    shape = lr.schedule
-    unit = schedule.unit.replace("_", "-")
-    warmup = ""
-    if shape.warmup_iters:
-        warmup = f"warm-up {shape.warmup_iters:,} {unit} from ratio {shape.warmup_start_ratio:g}, "
-    return [
-        f"learning rate: {lr.rule.describe()}",
-        f"LR schedule: {shape.shape}, {warmup}final ratio {shape.final_ratio:g}, over {shape.total_steps:,} {unit}",
-    ]
-
-
-def print_report(schedule: Schedule, rows: list[StageRow], console: Console) -> None:
-    """The terminal view: the stage table, the summary line and the LR lines."""
-    plan, per = schedule.plan, schedule.units_per_step
-    unit = "micro-steps" if schedule.unit == "micro_steps" else "steps"
-    table = Table(title=f"{schedule.name}: stages", title_justify="left")
-    for header in ("#", unit, "epochs", *(HEADERS[field] for field in schedule.fields), "cost", "share"):
-        table.add_column(header, justify="right", no_wrap=True)
-    indices: list[int | None] = list(range(len(rows)))
-    if len(rows) > 2 * MAX_STAGE_ROWS:
-        indices = [*range(MAX_STAGE_ROWS), None, *range(len(rows) - MAX_STAGE_ROWS, len(rows))]
-    for index in indices:
-        if index is None:
-            table.add_row("…", f"{len(rows) - 2 * MAX_STAGE_ROWS} more stages", *[""] * (len(schedule.fields) + 3))
-            continue
-        row = rows[index]
-        table.add_row(
-            str(index + 1),
-            f"{row.start_step * per:,}–{row.end_step * per:,}",
-            f"{plan.epoch_at(row.start_step):.2f}–{plan.epoch_at(row.end_step):.2f}",
-            *[_text(row.values[field]) for field in schedule.fields],
-            f"{row.sample_cost:.3f}",
-            f"{100 * row.compute_share:.1f}%",
-        )
-    print_unsqueezed(table, console)
-    console.print(summary_line(schedule), markup=False)
-    if schedule.unit == "micro_steps":
-        console.print(
-            "steps count micro-iterations (schedule.unit micro_steps, as VAR does): "
-            f"{schedule.sizes.accumulation} per optimizer step (the gradient accumulation)", markup=False,
-        )
-    for line in lr_lines(schedule):
-        console.print(line, markup=False)
-
-
-def print_unsqueezed(table: Table, console: Console) -> None:
-    """Print a table whole when the output is not a terminal: a pipe's 80 columns would cut "51,375–130,772"."""
-    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    if console.is_terminal or natural <= console.width:
-        console.print(table)
-    else:
-        Console(file=console.file, width=natural, highlight=False).print(table)
 
 
 def resolve_dataset_size(recipe, sizes: BatchSizes, dataset_size: int | None, steps_per_epoch: int | None):
@@ -445,6 +358,8 @@ def run_inspect_schedule(
         # Written to the console's file as is: rich would wrap the line or read "[...]" as markup.
         console.file.write(json.dumps(schedule_json(schedule, rows, every, measurements)) + "\n")
         return
+    from curricurun.schedule_terminal import print_report
+
     print_report(schedule, rows, console)
     if timings is not None:
         from curricurun.schedule_measure import print_timings

@@ -67,9 +67,10 @@ def test_json_gives_the_hand_derived_stages_sizes_lr_and_compute_of_a_progressiv
     assert report["relative_compute"] == pytest.approx(TINY_COMPUTE / 24)  # 0.703125
     stages = [(s["start_step"], s["end_step"], s["resolution"]) for s in report["stages"]]
     assert stages == [(0, 6, 16), (6, 12, 24), (12, 24, 32)]
-    # Epochs: step 6 starts at 6·8/100 = 0.48; the last step ends at 1 + 96/100 = 1.96 (4 samples dropped).
+    # Epochs: step 6 starts at 6·8/100 = 0.48; the run ends after 1 + 96/100, and only the dropped tail of 4
+    # samples is left, so it ends at epoch 2.
     assert [s["start_epoch"] for s in report["stages"]] == pytest.approx([0, 0.48, 1.0])
-    assert [s["end_epoch"] for s in report["stages"]] == pytest.approx([0.48, 1.0, 1.96])
+    assert [s["end_epoch"] for s in report["stages"]] == pytest.approx([0.48, 1.0, 2.0])
     assert [s["relative_cost"] for s in report["stages"]] == pytest.approx([0.25, 0.5625, 1.0])
     assert [s["compute_share"] for s in report["stages"]] == pytest.approx([1.5 / 16.875, 3.375 / 16.875, 12 / 16.875])
 
@@ -134,7 +135,7 @@ def test_terminal_view_prints_stages_summary_and_lr_rule_and_writes_the_default_
     assert table_rows(out) == [
         ["1", "0–6", "0.00–0.48", "16", "0.250", "8.9%"],
         ["2", "6–12", "0.48–1.00", "24", "0.562", "20.0%"],  # 3.375 / 16.875
-        ["3", "12–24", "1.00–1.96", "32", "1.000", "71.1%"],
+        ["3", "12–24", "1.00–2.00", "32", "1.000", "71.1%"],
     ]
     png = tmp_path / "schedule-tiny_progressive.png"
     assert f"plot: {png.name}" in out
@@ -215,6 +216,18 @@ def test_a_ramp_that_changes_every_step_collapses_into_one_ranged_row(tmp_path, 
     assert len(report["stages"]) == 1
     assert report["stages"][0]["aug_magnitude"] == {"from": 0.0, "to": pytest.approx(8.91)}
     assert [entry["aug_magnitude"] for entry in report["steps"]] == pytest.approx([0.0, 4.5])
+
+
+def test_a_stage_mix_is_reported_as_a_list_and_saves_nothing_by_itself(tmp_path, capsys):
+    # stage_mixture [1, 2, 1] is constant and does not change the cost per sample: one row, compute 1.000.
+    recipe = {**TINY, "curriculum": [{"name": "stage_mixture", "ratios": [1, 2, 1]}]}
+    path = write(tmp_path, recipe)
+    report = inspect_json(capsys, path, "--dataset-size", 100, "--every", 12)
+    assert [(s["start_step"], s["end_step"], s["stage_ratios"]) for s in report["stages"]] == [(0, 24, [1, 2, 1])]
+    assert [entry["stage_ratios"] for entry in report["steps"]] == [[1, 2, 1], [1, 2, 1]]
+    code, out, _ = inspect(capsys, path, "--dataset-size", 100, "--out", tmp_path / "mix.png")
+    assert code == 0 and "compute 1.000 × the same recipe without curriculum (no saving)" in out
+    assert table_rows(out) == [["1", "0–24", "0.00–2.00", "1:2:1", "1.000", "100.0%"]]
 
 
 def test_measure_reports_time_per_shape_and_the_smallest_to_full_ratio(tmp_path, capsys):

@@ -107,6 +107,7 @@ class ProgressiveScales:
         self.params = params
         self.patch_nums = tuple(params.patch_nums)
         self.tokens = token_counts(self.patch_nums)
+        self._stage_starts: dict[tuple[int, float, float], int] = {}
 
     @property
     def preferred_lr_shape(self) -> str | None:
@@ -139,7 +140,11 @@ class ProgressiveScales:
         if p.pg > 0 and p.pg0 < current < last:
             # prog_it counts the micro-iterations since the stage began, this one included. The stage is
             # non-decreasing in g, so its first micro-iteration is found by bisection on the stage formula.
-            start = bisect_left(range(g + 1), current, key=stage)
+            # The start depends only on (stage, wp_it, max_it): memoised, since a plan asks at every step.
+            key = (current, wp_it, max_it)
+            if key not in self._stage_starts:
+                self._stage_starts[key] = bisect_left(range(g + 1), current, key=stage)
+            start = self._stage_starts[key]
             newest = min(max((g - start + 1) / pgwp_it, MIN_NEWEST_WEIGHT), 1.0)
         weights = (1.0,) * current + (newest,)
         return StageState(scale_index=current, newest_scale_weight=newest, scale_loss_weights=weights)
