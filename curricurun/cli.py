@@ -32,6 +32,9 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _debug = False
+# Recent typer releases vendor click as `typer._click`, so `click.ClickException` misses their usage errors;
+# `typer.BadParameter`, exported by old and new typer alike, derives from whichever ClickException is in use.
+_CLICK_EXCEPTION = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
 SetOption = Annotated[
     list[str] | None,
@@ -111,6 +114,8 @@ def validate(
             _load(path, set_)
             out.print(f"{path}: ok")
         except UserError as error:
+            if _debug:  # the traceback of where the problem was found, not of this summary
+                raise
             failures.append(str(error))
     if failures:
         raise UserError("\n".join(failures))
@@ -235,13 +240,9 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 130
-    except Exception as error:
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return error.exit_code
-        raise
+    except _CLICK_EXCEPTION as error:  # a usage error: unknown option, missing argument, value out of range
+        error.show()
+        return error.exit_code
     return 0
 
 

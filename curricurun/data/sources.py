@@ -212,6 +212,8 @@ def _load_local(folder: Path, split: str) -> datasets.Dataset:
 
     if not folder.is_dir():
         raise UserError(f"data.path: folder not found: {folder}")
+    # "Generating train split" bars would stand between the user and a one-line error about their columns.
+    datasets.disable_progress_bars()
     if any((folder / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json")):
         loaded = datasets.load_from_disk(str(folder))
         if isinstance(loaded, datasets.DatasetDict):

@@ -89,8 +89,6 @@ def train(
     resume_path = resolve_resume_path(resume, run_dir) if resume else None  # before anything is written
     accelerator = make_accelerator(recipe, run_dir)
     rank, world_size = accelerator.process_index, accelerator.num_processes
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
     reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
 
     data = recipe.data
@@ -124,6 +122,8 @@ def train(
     plan = build_plan(recipe, len(train_data), world_size, curriculum)
     learning_rate = build_learning_rate(recipe, plan, sizes, curriculum)
 
+    if accelerator.is_main_process:  # only now: a data or recipe error must leave no empty run directory
+        run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.seed)  # identical initial weights on every rank
     model = setup.build_model()
     from curricurun.param_groups import split_decay_groups

@@ -6,6 +6,7 @@ recipe runs on Fashion-MNIST (1 channel) or an RGB dataset by changing only the 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 import timm
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
@@ -32,6 +33,16 @@ class ClassificationParams(BaseModel):
     drop_path_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     drop_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
+
+    @field_validator("model")
+    @classmethod
+    def _known_to_timm(cls, name: str) -> str:
+        """Checked at validation time, so `validate` catches a typo before any compute is spent."""
+        if not timm.is_model(name):
+            close = difflib.get_close_matches(name, timm.list_models(), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown timm model '{name}'{hint}")
+        return name
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,6 @@ class ClassificationSetup:
         for key in ("drop_path_rate", "drop_rate"):
             if getattr(self.params, key) is not None:
                 kwargs[key] = getattr(self.params, key)
-        if self.params.model not in timm.list_models():
-            raise UserError(f"setup.model: unknown timm model '{self.params.model}'")
         model = timm.create_model(
             self.params.model, pretrained=False, in_chans=self.channels, num_classes=self.num_classes, **kwargs
         )
