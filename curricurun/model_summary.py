@@ -52,17 +52,8 @@ def _data_shape_without_loading(recipe):
     params = recipe.setup_params
     if getattr(params, "in_channels", None) and getattr(params, "num_classes", None):
         return None
-    from curricurun.data import load_split
+    from curricurun.data import load_recipe_split
 
     data = recipe.data
-    split = load_split(
-        data.source,
-        data.path,
-        data.train_split,
-        config=data.config,
-        revision=data.revision,
-        image_column=data.image_column,
-        label_column=data.label_column,
-        max_samples=data.max_train_samples,
-    )
+    split = load_recipe_split(data, data.train_split, data.max_train_samples)
     return DataShape(split.channels, split.num_classes, data.image_size)

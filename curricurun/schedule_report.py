@@ -298,12 +298,10 @@ def resolve_dataset_size(recipe, sizes: BatchSizes, dataset_size: int | None, st
         if steps_per_epoch < 1:
             raise UserError(f"--steps-per-epoch: expected a positive number, got {steps_per_epoch}")
         return steps_per_epoch * sizes.global_batch, None
-    from curricurun.data.sources import load_split
+    from curricurun.data.sources import load_recipe_split
 
     data = recipe.data
-    split = load_split(data.source, data.path, data.train_split, config=data.config, revision=data.revision,
-                       image_column=data.image_column, label_column=data.label_column,
-                       max_samples=data.max_train_samples)
+    split = load_recipe_split(data, data.train_split, data.max_train_samples)
     return len(split), split
 
 

@@ -9,6 +9,6 @@ from their module by the code that builds a DataLoader (``datasets`` is imported
 dataset is loaded).
 """
 
-from curricurun.data.sources import ImageClassificationData, load_split
+from curricurun.data.sources import ImageClassificationData, load_recipe_split, load_split
 
-__all__ = ["ImageClassificationData", "load_split"]
+__all__ = ["ImageClassificationData", "load_recipe_split", "load_split"]

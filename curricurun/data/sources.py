@@ -287,3 +287,17 @@ def _array_to_pil(value: Any, column: str, description: str) -> Image.Image:
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def load_recipe_split(data: Any, split: str, max_samples: int | None = None) -> ImageClassificationData:
+    """Load ``split`` as a recipe's ``data`` section describes it (source, path, columns, config, revision)."""
+    return load_split(
+        data.source,
+        data.path,
+        split,
+        config=data.config,
+        revision=data.revision,
+        image_column=data.image_column,
+        label_column=data.label_column,
+        max_samples=max_samples,
+    )

@@ -80,7 +80,7 @@ def train(
     """
     from accelerate.utils import set_seed
 
-    from curricurun.data import load_split
+    from curricurun.data import load_recipe_split
     from curricurun.data.transforms import StageTransform
     from curricurun.setups import get as get_setup
     from curricurun.setups.classification import DataShape
@@ -92,28 +92,10 @@ def train(
     reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
 
     data = recipe.data
-    train_data = load_split(
-        data.source,
-        data.path,
-        data.train_split,
-        config=data.config,
-        revision=data.revision,
-        image_column=data.image_column,
-        label_column=data.label_column,
-        max_samples=data.max_train_samples,
-    )
+    train_data = load_recipe_split(data, data.train_split, data.max_train_samples)
     eval_data = None
     if data.eval_split:
-        eval_data = load_split(
-            data.source,
-            data.path,
-            data.eval_split,
-            config=data.config,
-            revision=data.revision,
-            image_column=data.image_column,
-            label_column=data.label_column,
-            max_samples=data.max_eval_samples,
-        )
+        eval_data = load_recipe_split(data, data.eval_split, data.max_eval_samples)
 
     setup_cls = get_setup(recipe.setup.name)
     setup = setup_cls(recipe.setup_params, DataShape(train_data.channels, train_data.num_classes, data.image_size))
