@@ -39,8 +39,8 @@ class Reporter:
         self._total = 0
 
     def print(self, message: str) -> None:
-        if self.enabled:
-            self.console.print(message)
+        if self.enabled:  # markup off: "[reference_batch 128 given]" is text, not a rich tag
+            self.console.print(message, markup=False)
 
     def start(self, total_steps: int, start_step: int) -> None:
         self._total = total_steps
