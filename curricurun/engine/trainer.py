@@ -63,6 +63,15 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 6_700_417 + step * 1_009 + rank * 104_729) % (2**62)
 
 
+def seed_model_randomness(seed: int) -> None:
+    """Seed dropout / drop-path for one step. On CPU only the default generator matters, and seeding it
+    directly costs ~1 µs instead of ~130 µs for ``torch.manual_seed``'s lazy device-RNG bookkeeping."""
+    if torch.cuda.is_available():
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
 def train(
     recipe,
     resolved: dict[str, Any],
@@ -179,7 +188,7 @@ def train(
         from curricurun.lr import apply_to_optimizer
 
         apply_to_optimizer(optimizer, lr, weight_decay)
-        torch.manual_seed(step_seed(recipe.seed, step, rank))
+        seed_model_randomness(step_seed(recipe.seed, step, rank))
         for micro in range(sizes.accumulation):
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
             if fft_on_device and state.bandwidth is not None:
