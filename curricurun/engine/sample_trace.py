@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
+
+from curricurun.curriculum.base import StageState
 
 ENVIRONMENT_VARIABLE = "CURRICURUN_SAMPLE_TRACE"
 
@@ -30,7 +31,7 @@ class SampleTrace:
             self.path.write_text("")
 
     def record(
-        self, step: int, micro: int, epoch_index: int, batch: dict[str, torch.Tensor], stage: dict[str, Any]
+        self, step: int, micro: int, epoch_index: int, batch: dict[str, torch.Tensor], stage: StageState
     ) -> None:
         if self.path is None:
             return
@@ -42,7 +43,7 @@ class SampleTrace:
             "indices": batch["index"].tolist(),
             "shape": list(image.shape),
             "first_image_sum": float(image[0].double().sum()),
-            "stage": stage,
+            "stage": stage.as_dict(),
         }
         with self.path.open("a") as stream:
             stream.write(json.dumps(line) + "\n")

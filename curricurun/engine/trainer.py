@@ -21,13 +21,18 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
+from curricurun.data.sampler import PlannedBatchSampler
+from curricurun.data.staged import StagedDataset, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
-from curricurun.engine.checkpoint import load_checkpoint, resolve_resume_path, save_checkpoint
+from curricurun.engine.checkpoint import resolve_resume_path
 from curricurun.engine.evaluation import evaluate
 from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
+from curricurun.engine.run_state import restore_run_state, save_run_state, update_early_stopping
 from curricurun.engine.sample_trace import SampleTrace
-from curricurun.errors import UserError
+from curricurun.lr import apply_to_optimizer
+from curricurun.param_groups import split_decay_groups
 
 
 @dataclass
@@ -117,8 +122,6 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.seed)  # identical initial weights on every rank
     model = setup.build_model()
-    from curricurun.param_groups import split_decay_groups
-
     optimizer = build_optimizer(recipe.optim, split_decay_groups(model, recipe.optim.no_decay_names))
     model, optimizer = accelerator.prepare(model, optimizer)
     if recipe.training.compile:
@@ -138,7 +141,7 @@ def train(
 
     start_step, early_stop_state, history = 0, {"best": None, "bad_evals": 0}, []
     if resume_path is not None:
-        start_step, early_stop_state, history = _restore(resume_path, accelerator, model, optimizer, ema, plan)
+        start_step, early_stop_state, history = restore_run_state(resume_path, accelerator, model, optimizer, ema, plan)
         reporter.print(f"resumed from {resume_path} at step {start_step}")
 
     reporter.print(
@@ -158,9 +161,6 @@ def train(
 
     fft_on_device = _fft_crop_on_device(curriculum)
     transform = StageTransform(**_transform_options(recipe))
-    from curricurun.data.sampler import PlannedBatchSampler
-    from curricurun.data.staged import StagedDataset, collate
-
     stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
     sampler = PlannedBatchSampler(
         plan, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
@@ -185,17 +185,13 @@ def train(
     for step in range(start_step, stop_step):
         state = plan.states[step]
         lr, weight_decay = learning_rate.lr_at(step), learning_rate.weight_decay_at(step)
-        from curricurun.lr import apply_to_optimizer
-
         apply_to_optimizer(optimizer, lr, weight_decay)
         seed_model_randomness(step_seed(recipe.seed, step, rank))
         for micro in range(sizes.accumulation):
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
             if fft_on_device and state.bandwidth is not None:
-                from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
-
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
-            trace.record(step, micro, int(plan.epoch_index[step]), batch, state.as_dict())
+            trace.record(step, micro, int(plan.epoch_index[step]), batch, state)
             last_micro = micro == sizes.accumulation - 1
             # Gradients are all-reduced only on the last micro-batch of the accumulation window.
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
@@ -249,9 +245,9 @@ def train(
             )
             model.train()
             if recipe.training.early_stopping is not None:
-                stopped_early = _early_stop(recipe.training.early_stopping, metrics, early_stop_state)
+                stopped_early = update_early_stopping(recipe.training.early_stopping, metrics, early_stop_state)
         if _due(plan, step, recipe.training.checkpoint, done == plan.total_steps) or stopped_early or done == stop_step:
-            checkpoint_path = _save(
+            checkpoint_path = save_run_state(
                 run_dir,
                 done,
                 plan,
@@ -297,81 +293,6 @@ def _due(plan, step: int, every, is_last: bool) -> bool:
     if every.every_steps and (step + 1) % every.every_steps == 0:
         return True
     return bool(every.every_epochs) and plan.epoch_boundary_crossed(step, every.every_epochs)
-
-
-def _early_stop(config, metrics: dict[str, float], state: dict[str, Any]) -> bool:
-    name = config.metric.removeprefix("eval/")
-    if name not in metrics:
-        raise UserError(
-            f"training.early_stopping.metric: '{config.metric}' is not reported; reported: {', '.join(metrics)}"
-        )
-    value, best = metrics[name], state["best"]
-    improved = best is None or (
-        value > best + config.min_delta if config.mode == "max" else value < best - config.min_delta
-    )
-    if improved:
-        state["best"], state["bad_evals"] = value, 0
-    else:
-        state["bad_evals"] += 1
-    return state["bad_evals"] >= config.patience
-
-
-def _save(
-    run_dir, step, plan, accelerator, model, optimizer, ema, resolved, learning_rate, early_stop_state, history, recipe
-) -> Path | None:
-    accelerator.wait_for_everyone()
-    path = None
-    if accelerator.is_main_process:
-        trainer_state = {
-            "step": step,
-            "epoch": plan.epoch_at(step),
-            "sampler": {
-                "seed": recipe.seed,
-                "next_step": step,
-                "epoch_index": int(plan.epoch_index[min(step, plan.total_steps - 1)]),
-                "epoch_offset": int(plan.epoch_offset[min(step, plan.total_steps - 1)]),
-            },
-            "curriculum": plan.states[min(step, plan.total_steps - 1)].as_dict(),
-            "total_steps": plan.total_steps,
-            "world_size": accelerator.num_processes,
-            "lr_rule": learning_rate.rule.as_dict(),
-            "early_stopping": early_stop_state,
-            "eval_history": history,
-            "recipe": resolved,
-            "rng": "derived from (seed, step, rank) at every step; nothing to restore",
-        }
-        path = save_checkpoint(
-            run_dir,
-            step,
-            accelerator.unwrap_model(model).state_dict(),
-            optimizer.state_dict(),
-            trainer_state,
-            ema.state_dict() if ema is not None else None,
-            keep_last=recipe.training.checkpoint.keep_last,
-        )
-    accelerator.wait_for_everyone()
-    return path or run_dir
-
-
-def _restore(path: Path, accelerator, model, optimizer, ema, plan):
-    loaded = load_checkpoint(path)
-    state = loaded["trainer_state"]
-    try:
-        accelerator.unwrap_model(model).load_state_dict(loaded["model"])
-        optimizer.load_state_dict(loaded["optimizer"])
-        if ema is not None and "ema" in loaded:
-            ema.load_state_dict(loaded["ema"])
-    except (RuntimeError, ValueError, KeyError) as error:
-        raise UserError(
-            f"{path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})"
-        ) from None
-    step = int(state["step"])
-    if state.get("total_steps") != plan.total_steps:
-        raise UserError(
-            f"{path}: checkpoint plan has {state.get('total_steps')} steps, this run {plan.total_steps};"
-            " resume with the same recipe, world size and batch"
-        )
-    return step, state.get("early_stopping", {"best": None, "bad_evals": 0}), state.get("eval_history", [])
 
 
 def _fft_crop_on_device(curriculum) -> bool:
