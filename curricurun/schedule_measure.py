@@ -73,8 +73,9 @@ def distinct_shapes(schedule: Schedule) -> list[StageState]:
     return list(shapes.values())
 
 
-def random_image_batch(stage: StageState, batch_size: int, channels: int, num_classes: int,
-                       image_size: int) -> dict[str, torch.Tensor]:
+def random_image_batch(
+    stage: StageState, batch_size: int, channels: int, num_classes: int, image_size: int
+) -> dict[str, torch.Tensor]:
     """Random images at the stage's side (bandwidth, else resolution, else ``image_size``) and random labels."""
     side = stage.bandwidth or stage.resolution or image_size
     return {
@@ -106,8 +107,11 @@ def measure_stages(recipe, schedule: Schedule, data=None, device: torch.device |
     per_micro = sizes.world_size * sizes.accumulation
     states = distinct_shapes(schedule)
     costs = {id(state): schedule.sample_cost[id(state)] for state in states}
-    full = [s for s in states
-            if abs(costs[id(s)] - 1.0) < 1e-9 and (s.batch_size or sizes.global_batch) == sizes.global_batch]
+    full = [
+        s
+        for s in states
+        if abs(costs[id(s)] - 1.0) < 1e-9 and (s.batch_size or sizes.global_batch) == sizes.global_batch
+    ]
     if not full:
         reference = StageState()
         states.append(reference)
@@ -123,13 +127,17 @@ def measure_stages(recipe, schedule: Schedule, data=None, device: torch.device |
             batch = random_image_batch(state, batch_size, setup.channels, setup.num_classes, image_size)
         batch = {key: value.to(device) for key, value in batch.items()}
         seconds = _time_steps(setup, model, batch, state, device)
-        timings.append(StageTiming(_label(state, batch_size), state, batch_size, costs[id(state)], seconds,
-                                   id(state) == reference_id))
+        timings.append(
+            StageTiming(
+                _label(state, batch_size), state, batch_size, costs[id(state)], seconds, id(state) == reference_id
+            )
+        )
     return timings
 
 
-def _time_steps(setup, model: torch.nn.Module, batch: dict[str, torch.Tensor], state: StageState,
-                device: torch.device) -> float:
+def _time_steps(
+    setup, model: torch.nn.Module, batch: dict[str, torch.Tensor], state: StageState, device: torch.device
+) -> float:
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -166,8 +174,9 @@ def smallest_vs_full(timings: list[StageTiming]) -> str:
 def print_timings(timings: list[StageTiming], console: Console) -> None:
     """A table of measured step times beside the predicted relative cost, then :func:`smallest_vs_full`."""
     reference = next(t for t in timings if t.is_reference)
-    table = Table(title="measured forward+backward on random inputs; cost per sample relative to full size",
-                  title_justify="left")
+    table = Table(
+        title="measured forward+backward on random inputs; cost per sample relative to full size", title_justify="left"
+    )
     for header in ("stage shape", "batch/device", "ms/step", "predicted cost", "measured cost"):
         table.add_column(header, justify="left" if header == "stage shape" else "right", no_wrap=True)
     for timing in timings:

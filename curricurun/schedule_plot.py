@@ -87,8 +87,10 @@ def _draw(axis, key: str, x: np.ndarray, values: list, end: int) -> None:
     if key == "stage_ratios":
         # Stacked shares of the batch per stage (lowest stage at the bottom): equal ratios stay visible.
         width = max(len(v) for v in values if v is not None)
-        shares = np.asarray([[np.nan] * width if v is None else [r / sum(v) for r in v] + [0.0] * (width - len(v))
-                             for v in values], dtype=np.float64)
+        shares = np.asarray(
+            [[np.nan] * width if v is None else [r / sum(v) for r in v] + [0.0] * (width - len(v)) for v in values],
+            dtype=np.float64,
+        )
         lower = np.zeros(len(values))
         for stage in range(width):
             upper = lower + shares[:, stage]
@@ -109,8 +111,9 @@ def _label_stages(axis, rows: list[StageRow], per: int) -> None:
         return
     transform = axis.get_xaxis_transform()
     for number, row in enumerate(rows, start=1):
-        axis.text(row.start_step * per, 0.97, f" {number}", transform=transform, fontsize=7, color="0.35",
-                  va="top", ha="left")
+        axis.text(
+            row.start_step * per, 0.97, f" {number}", transform=transform, fontsize=7, color="0.35", va="top", ha="left"
+        )
 
 
 def _epoch_axis(axis, schedule: Schedule, x: np.ndarray, epochs: list[float]) -> None:

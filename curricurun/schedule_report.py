@@ -35,8 +35,15 @@ from curricurun.engine.assembly import (
 from curricurun.errors import UserError
 from curricurun.plan import TrainingPlan
 
-STAGE_FIELDS = ("resolution", "scale_index", "newest_scale_weight", "bandwidth", "aug_magnitude", "stage_ratios",
-                "batch_size")
+STAGE_FIELDS = (
+    "resolution",
+    "scale_index",
+    "newest_scale_weight",
+    "bandwidth",
+    "aug_magnitude",
+    "stage_ratios",
+    "batch_size",
+)
 """The curriculum quantities reported, in this order, when some step sets them."""
 
 ALWAYS_RAMPED = ("newest_scale_weight", "scale_loss_weights")
@@ -48,6 +55,7 @@ RAMPED_WHEN_MANY = ("aug_magnitude", "resolution", "bandwidth", "batch_size")
 (a continuous ramp, e.g. ``randaugment_ramp`` with ``schedule: linear``, changes every step)."""
 
 MAX_STAGE_ROWS = 24
+
 
 class Ramp(NamedTuple):
     """A field that changes inside one stage row: its value at the row's first and last step."""
@@ -208,8 +216,9 @@ def step_columns(schedule: Schedule, units: np.ndarray) -> dict[str, list]:
     return columns
 
 
-def schedule_json(schedule: Schedule, rows: list[StageRow], every: int = 1,
-                  measurements: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def schedule_json(
+    schedule: Schedule, rows: list[StageRow], every: int = 1, measurements: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The ``--json`` object: sizes, LR rule, relative compute, stage rows and one entry every ``every`` steps."""
     plan, per, rule = schedule.plan, schedule.units_per_step, schedule.learning_rate.rule
     columns = step_columns(schedule, np.arange(0, schedule.total_units, every))
@@ -268,8 +277,10 @@ def compute_phrase(schedule: Schedule) -> str:
     plan = schedule.plan
     budget = plan.config.budget_epochs
     if budget is not None:
-        return (f"compute-budget mode: {plan.epoch_at(plan.total_steps):.1f} epochs of data for the compute of"
-                f" {budget:g} full-size epochs")
+        return (
+            f"compute-budget mode: {plan.epoch_at(plan.total_steps):.1f} epochs of data for the compute of"
+            f" {budget:g} full-size epochs"
+        )
     relative = plan.relative_compute()
     if plan.curriculum is None:
         effect = "no curriculum"
@@ -368,4 +379,3 @@ def run_inspect_schedule(
 
 def _file_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-

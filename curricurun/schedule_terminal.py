@@ -14,8 +14,15 @@ from rich.table import Table
 
 from curricurun.schedule_report import MAX_STAGE_ROWS, Ramp, Schedule, StageRow, compute_phrase
 
-HEADERS = {"resolution": "res", "scale_index": "scale", "newest_scale_weight": "newest w", "bandwidth": "B",
-           "aug_magnitude": "RA m", "stage_ratios": "mix", "batch_size": "batch"}
+HEADERS = {
+    "resolution": "res",
+    "scale_index": "scale",
+    "newest_scale_weight": "newest w",
+    "bandwidth": "B",
+    "aug_magnitude": "RA m",
+    "stage_ratios": "mix",
+    "batch_size": "batch",
+}
 """Short column names of the terminal table (the JSON keeps the field names)."""
 
 
@@ -83,7 +90,8 @@ def print_report(schedule: Schedule, rows: list[StageRow], console: Console) -> 
     if schedule.unit == "micro_steps":
         console.print(
             "steps count micro-iterations (schedule.unit micro_steps, as VAR does): "
-            f"{schedule.sizes.accumulation} per optimizer step (the gradient accumulation)", markup=False,
+            f"{schedule.sizes.accumulation} per optimizer step (the gradient accumulation)",
+            markup=False,
         )
     for line in lr_lines(schedule):
         console.print(line, markup=False)

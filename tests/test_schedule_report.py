@@ -61,7 +61,10 @@ def test_json_gives_the_hand_derived_stages_sizes_lr_and_compute_of_a_progressiv
     sizes = (report["total_steps"], report["steps_per_epoch"], report["world_size"], report["global_batch"])
     assert sizes == (24, 12, 1, 8)
     assert report["lr"] == {
-        "rule": "linear", "base_lr": 0.1, "reference_batch": 8, "effective_lr": 0.1,
+        "rule": "linear",
+        "base_lr": 0.1,
+        "reference_batch": 8,
+        "effective_lr": 0.1,
         "description": report["lr"]["description"],
     }
     assert report["relative_compute"] == pytest.approx(TINY_COMPUTE / 24)  # 0.703125
@@ -115,10 +118,12 @@ def test_without_a_size_flag_the_training_split_is_loaded_for_its_length(tmp_pat
     folder.mkdir()
     count = 100
     images = np.zeros((count, 8, 8), dtype=np.uint8)
-    (folder / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + np.array([count, 8, 8], ">u4").tobytes()
-                                                     + images.tobytes())
-    (folder / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + np.array([count], ">u4").tobytes()
-                                                     + bytes(count))
+    (folder / "train-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 8, 3]) + np.array([count, 8, 8], ">u4").tobytes() + images.tobytes()
+    )
+    (folder / "train-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + np.array([count], ">u4").tobytes() + bytes(count)
+    )
     recipe = {**TINY, "data": {**TINY["data"], "path": str(folder)}}
     report = inspect_json(capsys, write(tmp_path, recipe))
     assert (report["dataset_size"], report["total_steps"]) == (100, 24)
@@ -175,7 +180,11 @@ VAR_COMPUTE = 17 * 5 / 30 + 15 * 14 / 30 + 48
 def test_var_like_recipe_counts_micro_steps_and_shows_the_weight_ramp_as_one_row_per_scale(tmp_path, capsys):
     report = inspect_json(capsys, write(tmp_path, VAR_LIKE), "--dataset-size", 64)
     assert (report["step_unit"], report["total_steps"], report["steps_per_epoch"], report["optimizer_steps"]) == (
-        "micro_steps", 160, 16, 80)
+        "micro_steps",
+        160,
+        16,
+        80,
+    )
     assert report["relative_compute"] == pytest.approx(VAR_COMPUTE / 80)
     rows = [(s["start_step"], s["end_step"], s["scale_index"], s["newest_scale_weight"]) for s in report["stages"]]
     # The scale-2 row ramps prog_wp from its first micro-step: stage 2 begins at g = 33 in VAR's formula, so at
@@ -210,8 +219,11 @@ def test_var_like_terminal_view_says_that_steps_are_micro_steps(tmp_path, capsys
 def test_a_ramp_that_changes_every_step_collapses_into_one_ranged_row(tmp_path, capsys):
     # randaugment_ramp 'linear': m = (step/100)·9 changes at each of the 100 steps, over the 24-row limit, so the
     # magnitude is shown as a range: 0 at step 0 to 99/100·9 = 8.91 at step 99.
-    recipe = {**TINY, "curriculum": [{"name": "randaugment_ramp", "schedule": "linear", "indexed_by": "steps"}],
-              "training": {"steps": 100}}
+    recipe = {
+        **TINY,
+        "curriculum": [{"name": "randaugment_ramp", "schedule": "linear", "indexed_by": "steps"}],
+        "training": {"steps": 100},
+    }
     report = inspect_json(capsys, write(tmp_path, recipe), "--dataset-size", 1000, "--every", 50)
     assert len(report["stages"]) == 1
     assert report["stages"][0]["aug_magnitude"] == {"from": 0.0, "to": pytest.approx(8.91)}
@@ -234,8 +246,9 @@ def test_measure_reports_time_per_shape_and_the_smallest_to_full_ratio(tmp_path,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two busy cores: one thread times steadily
     try:
-        code, out, err = inspect(capsys, write(tmp_path, TINY), "--dataset-size", 100, "--measure",
-                                 "--out", tmp_path / "m.png")
+        code, out, err = inspect(
+            capsys, write(tmp_path, TINY), "--dataset-size", 100, "--measure", "--out", tmp_path / "m.png"
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0, err
@@ -275,9 +288,13 @@ def test_measure_uses_the_setups_own_batch_and_adds_a_full_size_reference_when_n
     RecordingSetup.calls, RecordingSetup.losses = [], []
     # Never full size: 16 for the first half, 24 after. World 2 × per-device 4 × accumulation 2 = global 16;
     # each micro-batch on one device holds 16 / (2 · 2) = 4 samples.
-    recipe = {**TINY, "batch": {"per_device": 4, "accumulation": 2},
-              "curriculum": [{"name": "progressive_resolution", "mode": "steps", "full_resolution": 32,
-                              "steps": [[0.5, 16], [2.0, 24]]}]}
+    recipe = {
+        **TINY,
+        "batch": {"per_device": 4, "accumulation": 2},
+        "curriculum": [
+            {"name": "progressive_resolution", "mode": "steps", "full_resolution": 32, "steps": [[0.5, 16], [2.0, 24]]}
+        ],
+    }
     report = inspect_json(capsys, write(tmp_path, recipe), "--dataset-size", 100, "--world-size", 2, "--measure")
     # One batch per shape, run 2 warm-up + 5 timed times; the reference is StageState() (resolution None: full size).
     assert RecordingSetup.calls == [(16, 4), (24, 4), (None, 4)]
@@ -289,11 +306,17 @@ def test_measure_uses_the_setups_own_batch_and_adds_a_full_size_reference_when_n
     assert all(m["seconds_per_step"] > 0 for m in measured)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset-size", "100", "--steps-per-epoch", "12"], "error: give --dataset-size or --steps-per-epoch, not both"),
-    (["--dataset-size", "100", "--every", "0"], "error: --every: expected a positive number of steps, got 0"),
-    (["--dataset-size", "100", "--world-size", "0"], "error: --world-size: expected at least 1 process, got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--dataset-size", "100", "--steps-per-epoch", "12"],
+            "error: give --dataset-size or --steps-per-epoch, not both",
+        ),
+        (["--dataset-size", "100", "--every", "0"], "error: --every: expected a positive number of steps, got 0"),
+        (["--dataset-size", "100", "--world-size", "0"], "error: --world-size: expected at least 1 process, got 0"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, args, message):
     code, out, err = inspect(capsys, write(tmp_path, TINY), *args, "--json")
     assert code == 2 and err.strip() == message and out == ""
