@@ -173,6 +173,42 @@ def inspect_model(
     out.print(f"total {summary['parameters']:,} parameters, {summary['trainable_parameters']:,} trainable")
 
 
+@app.command()
+def sample(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file the checkpoint was trained with")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint directory or run directory")],
+    classes: Annotated[str, typer.Option("--classes", help="comma-separated class indices")] = "0,1,2,3",
+    cfg: Annotated[float, typer.Option("--cfg", help="classifier-free guidance scale")] = 1.5,
+    top_k: Annotated[int, typer.Option("--top-k", help="keep the k most likely tokens (0: all)")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="nucleus sampling mass (0: off)")] = 0.0,
+    steps: Annotated[int | None, typer.Option("--steps", help="integration steps per stage (flow setups)")] = None,
+    per_class: Annotated[int, typer.Option("--per-class", help="images per class (one grid row each)")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="sampling seed")] = 0,
+    ema: Annotated[bool, typer.Option("--ema", help="sample from the EMA weights")] = False,
+    out_png: Annotated[Path, typer.Option("--out", help="PNG grid to write")] = Path("samples.png"),
+    set_: SetOption = None,
+) -> None:
+    """Generate class-conditional samples from a trained generative recipe (VAR, Pyramid-Flow) as a PNG grid.
+
+    Example: curricurun sample recipes/var_tiny.yaml --checkpoint runs/var_tiny --classes 1,2,3 --cfg 1.5
+    --top-k 900 --top-p 0.96 --seed 0 --out grid.png
+    """
+    from curricurun.sampling import parse_classes, run_sample
+    from curricurun.setups.base import SampleOptions
+
+    if per_class < 1:
+        raise UserError(f"--per-class: expected a positive integer, got {per_class}")
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps: expected a positive integer, got {steps}")
+    if not 0.0 <= top_p <= 1.0:
+        raise UserError(f"--top-p: expected a value in [0, 1], got {top_p}")
+    if top_k < 0:
+        raise UserError(f"--top-k: expected 0 or a positive integer, got {top_k}")
+    options = SampleOptions(cfg=cfg, top_k=top_k, top_p=top_p, steps=steps, per_class=per_class)
+    written = run_sample(_load(recipe, set_), checkpoint, parse_classes(classes), seed, options, out_png, ema)
+    out.print(f"wrote {written}")
+
+
 @app.command("inspect-schedule")
 def inspect_schedule(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],

@@ -16,7 +16,7 @@ def summarize_model(recipe) -> dict[str, Any]:
     from curricurun.setups import get as get_setup
 
     setup_cls = get_setup(recipe.setup.name)
-    shape = _data_shape_without_loading(recipe)
+    shape = data_shape_without_loading(recipe)
     setup = setup_cls(recipe.setup_params, shape)
     with torch.device("meta"):
         model = (
@@ -45,9 +45,9 @@ def _build_without_weights(setup):
     return setup.build_model()
 
 
-def _data_shape_without_loading(recipe):
+def data_shape_without_loading(recipe):
     """Channels/classes from the recipe when stated; otherwise from the data's metadata (may need the data)."""
-    from curricurun.setups.classification import DataShape
+    from curricurun.setups.base import DataShape
 
     params = recipe.setup_params
     if getattr(params, "in_channels", None) and getattr(params, "num_classes", None):

@@ -92,7 +92,7 @@ def measure_stages(recipe, schedule: Schedule, data=None, device: torch.device |
     already is one. ``device`` defaults to the GPU when there is one, else the CPU.
     """
     from curricurun.setups import get as get_setup
-    from curricurun.setups.classification import DataShape
+    from curricurun.setups.base import DataShape
 
     image_size = recipe.data.image_size
     channels, classes = (data.channels, data.num_classes) if data is not None else (3, 1000)

@@ -26,7 +26,7 @@ from curricurun.data.sampler import PlannedBatchSampler
 from curricurun.data.staged import StagedDataset, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
 from curricurun.engine.checkpoint import resolve_resume_path
-from curricurun.engine.evaluation import evaluate
+from curricurun.engine.evaluation import evaluate, first_evaluation_batch
 from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
 from curricurun.engine.run_state import restore_run_state, save_run_state, update_early_stopping
@@ -97,7 +97,7 @@ def train(
     from curricurun.data import load_recipe_split
     from curricurun.data.transforms import StageTransform
     from curricurun.setups import get as get_setup
-    from curricurun.setups.classification import DataShape
+    from curricurun.setups.base import DataShape
 
     run_dir = Path(output_dir or recipe.training.output_dir or f"runs/{recipe.name}")
     resume_path = resolve_resume_path(resume, run_dir) if resume else None  # before anything is written
@@ -227,9 +227,10 @@ def train(
             reporter.advance(done, "")
 
         if eval_data is not None and _due(plan, step, recipe.training.eval, done == plan.total_steps):
+            eval_model = ema.module if (ema and recipe.training.eval.use_ema) else model
             metrics = evaluate(
                 setup,
-                ema.module if (ema and recipe.training.eval.use_ema) else model,
+                eval_model,
                 eval_data,
                 data.image_size,
                 sizes.per_device,
@@ -239,6 +240,7 @@ def train(
             record = {"epoch": round(plan.epoch_at(done), 4), **{f"eval/{k}": v for k, v in metrics.items()}}
             history.append(record)
             reporter.log(record, done)
+            _pictures_after_evaluation(setup, accelerator, eval_model, eval_data, data.image_size, done, run_dir)
             reporter.print(
                 f"eval at step {done} (epoch {plan.epoch_at(done):.2f}): "
                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
@@ -268,6 +270,11 @@ def train(
             )
             break
     reporter.stop()
+    finished = stop_step == plan.total_steps or stopped_early  # not a run paused by --stop-after
+    if accelerator.is_main_process and hasattr(setup, "export") and finished:
+        exported = setup.export(_export_model(accelerator, model, ema, recipe), run_dir)
+        if exported is not None:
+            reporter.print(f"exported: {exported}")
     trace.finish(accelerator.unwrap_model(model), lr if stop_step > start_step else 0.0)
     final = step + 1 if stop_step > start_step else start_step
     if checkpoint_path is not None:
@@ -284,6 +291,26 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(run_dir, final, checkpoint_path, history, stopped_early)
+
+
+def _export_model(accelerator, model, ema, recipe):
+    """What a setup exports: the EMA weights when evaluation uses them, else the trained model."""
+    if ema is not None and recipe.training.eval.use_ema:
+        return ema.module
+    return accelerator.unwrap_model(model)
+
+
+def _pictures_after_evaluation(setup, accelerator, model, eval_data, resolution, step, run_dir) -> None:
+    """The setup's optional pictures (reconstructions, samples) from the first evaluation images."""
+    if not accelerator.is_main_process or not hasattr(setup, "after_evaluation"):
+        return
+    batch = first_evaluation_batch(eval_data, resolution, 16, accelerator.device)
+    unwrapped = accelerator.unwrap_model(model)
+    was_training = unwrapped.training
+    unwrapped.eval()
+    with torch.no_grad(), accelerator.autocast():
+        setup.after_evaluation(unwrapped, batch, step, run_dir)
+    unwrapped.train(was_training)
 
 
 def _due(plan, step: int, every, is_last: bool) -> bool:

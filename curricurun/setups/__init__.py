@@ -1,6 +1,7 @@
-"""Setup registry: a setup is a model family with its loss, metrics and batch handling.
+"""Setup registry: a setup is a model family with its loss, metrics and batch handling (protocol: setups/base.py).
 
-Recipes name a setup by its registered name. Third-party setups come in through the entry-point group
+Recipes name a setup by its registered name. Built-ins are imported only when asked for (VAR's transformer
+should not cost a classification run its import time). Third-party setups come in through the entry-point group
 ``curricurun.setups`` (never through dotted import paths inside a YAML file someone sent you).
 """
 
@@ -8,27 +9,46 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from importlib.metadata import entry_points
 
 from curricurun.errors import UserError
+
+# name -> "module:Class"
+_BUILTIN: dict[str, str] = {
+    "classification": "curricurun.setups.classification:ClassificationSetup",
+}
+
+
+def _load(target: str) -> type:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@functools.cache
+def _installed() -> dict[str, object]:
+    return {entry.name: entry for entry in entry_points(group="curricurun.setups") if entry.name not in _BUILTIN}
+
+
+def names() -> list[str]:
+    """Every setup name, built-in and installed, without importing any of them."""
+    return sorted({*_BUILTIN, *_installed()})
 
 
 @functools.cache
 def available() -> dict[str, type]:
     """Built-in and installed setups by name; each class has ``Params`` (pydantic) and ``summary``."""
-    from curricurun.setups.classification import ClassificationSetup
-
-    setups: dict[str, type] = {ClassificationSetup.name: ClassificationSetup}
-    for entry in entry_points(group="curricurun.setups"):
-        setups.setdefault(entry.name, entry.load())
-    return setups
+    return {name: get(name) for name in names()}
 
 
+@functools.cache
 def get(name: str) -> type:
     """The setup class called ``name``; an unknown name is a user error listing the known ones."""
-    setups = available()
-    if name not in setups:
-        close = difflib.get_close_matches(name, setups, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"unknown setup '{name}'{hint}; known: {', '.join(sorted(setups))}")
-    return setups[name]
+    if name in _BUILTIN:
+        return _load(_BUILTIN[name])
+    installed = _installed()
+    if name in installed:
+        return installed[name].load()
+    close = difflib.get_close_matches(name, names(), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise UserError(f"unknown setup '{name}'{hint}; known: {', '.join(names())}")

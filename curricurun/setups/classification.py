@@ -7,7 +7,6 @@ recipe runs on Fashion-MNIST (1 channel) or an RGB dataset by changing only the 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
+from curricurun.setups.base import DataShape
 
 
 class ClassificationParams(BaseModel):
@@ -43,15 +43,6 @@ class ClassificationParams(BaseModel):
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ValueError(f"unknown timm model '{name}'{hint}")
         return name
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What a setup needs to know about the data to build its model."""
-
-    channels: int
-    num_classes: int
-    image_size: int
 
 
 class ClassificationSetup:

@@ -1,0 +1,80 @@
+"""``curricurun sample``: load a trained generative setup from a checkpoint and write a grid of samples.
+
+The setup decides how to generate (VAR: scale by scale with a KV cache; Pyramid-Flow: stage by stage); this module
+only finds the weights, checks the request and writes the picture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from curricurun.errors import UserError
+from curricurun.setups.base import SampleOptions
+
+
+def parse_classes(text: str) -> list[int]:
+    """``"1,2,3"`` → ``[1, 2, 3]``; anything else is a user error naming the option."""
+    try:
+        classes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--classes: expected comma-separated class indices like 1,2,3, got '{text}'") from None
+    if not classes or any(c < 0 for c in classes):
+        raise UserError(f"--classes: expected comma-separated non-negative class indices, got '{text}'")
+    return classes
+
+
+def find_weights(checkpoint: Path, use_ema: bool) -> Path:
+    """A checkpoint directory or a run directory (its newest checkpoint) → the weights file to sample from."""
+    from curricurun.engine.checkpoint import latest_checkpoint
+
+    if not checkpoint.is_dir():
+        raise UserError(f"--checkpoint: directory not found: {checkpoint}")
+    if not (checkpoint / "model.safetensors").is_file():
+        latest = latest_checkpoint(checkpoint)
+        if latest is None:
+            raise UserError(f"--checkpoint: {checkpoint} holds no model.safetensors and no complete checkpoint")
+        checkpoint = latest
+    if use_ema:
+        if not (checkpoint / "ema.safetensors").is_file():
+            raise UserError(f"--ema: {checkpoint} has no ema.safetensors (the run did not keep an EMA)")
+        return checkpoint / "ema.safetensors"
+    return checkpoint / "model.safetensors"
+
+
+def run_sample(
+    recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
+) -> Path:
+    """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from curricurun.images import save_grid
+    from curricurun.model_summary import data_shape_without_loading
+    from curricurun.setups import get as get_setup
+
+    setup_cls = get_setup(recipe.setup.name)
+    if not hasattr(setup_cls, "sample"):
+        raise UserError(f"setup.name: setup '{recipe.setup.name}' does not generate images (no sampling)")
+    weights = find_weights(checkpoint, use_ema)
+    setup = setup_cls(recipe.setup_params, data_shape_without_loading(recipe))
+    torch.manual_seed(recipe.seed)
+    model = setup.build_model()
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{weights}: corrupt or unreadable safetensors file ({error})") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(
+            f"--checkpoint: {weights} does not match the recipe's model: {len(missing)} missing and"
+            f" {len(unexpected)} unexpected keys (e.g. {(missing or unexpected)[0]})"
+        )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    with torch.no_grad():
+        images = setup.sample(model, classes, seed, options)
+    columns = options.per_class if options.per_class > 1 else len(classes)
+    upscale = max(1, 128 // max(images.shape[-1], 1))
+    return save_grid(images, out, columns, upscale=upscale)
