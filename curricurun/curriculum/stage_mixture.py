@@ -110,6 +110,19 @@ class StageMixture:
     def state_at(self, progress: Progress) -> StageState:
         return StageState(stage_ratios=self.ratios)
 
+    def relative_cost(self, state: StageState) -> float:
+        """Mean tokens per sample over the full stage's: Σ_k r_k·s_k² / Σ_k r_k.
+
+        The baseline is the same model trained without the pyramid, every sample at the final stage (what
+        Pyramid-Flow is compared against). [1, 2, 1] at sides (1/4, 1/2, 1): (1/16 + 2/4 + 1) / 4 = 0.390625.
+        Token count, not FLOPs: attention grows faster than linearly, so the FLOP saving is larger still.
+        """
+        ratios = state.stage_ratios or self.ratios
+        scales = self.params.stage_scales
+        if len(scales) != len(ratios):
+            return 1.0  # scales of a different pyramid depth are unknown: no claim of a saving
+        return sum(r * s * s for r, s in zip(ratios, scales, strict=True)) / sum(ratios)
+
     def check_batch_size(self, per_device_batch_size: int) -> None:
         """Raise :class:`UserError` unless the batch splits into whole groups of ``sum(ratios)``."""
         stage_columns(self.ratios, per_device_batch_size)

@@ -70,3 +70,15 @@ def test_the_extension_is_labelled_as_ours_in_its_parameter_description():
 def test_invalid_params_are_rejected(params):
     with pytest.raises(ValidationError):
         StageMixtureParams(**params)
+
+
+def test_the_stage_mix_costs_the_mean_token_fraction_of_its_columns():
+    released = StageMixture(StageMixtureParams(ratios=[1, 2, 1]))
+    # (1·(1/4)² + 2·(1/2)² + 1·1²) / 4 = (0.0625 + 0.5 + 1) / 4
+    assert released.relative_cost(released.state_at(None)) == pytest.approx(0.390625)
+    original = StageMixture(StageMixtureParams(ratios=[1, 1, 1]))
+    # (0.0625 + 0.25 + 1) / 3
+    assert original.relative_cost(original.state_at(None)) == pytest.approx(0.4375)
+    balanced = StageMixture(StageMixtureParams(ratios=[1, 2, 1], extension_token_balanced=True))
+    # ratios become [16, 8, 1]: (16·0.0625 + 8·0.25 + 1) / 25 = 4 / 25
+    assert balanced.relative_cost(balanced.state_at(None)) == pytest.approx(0.16)
