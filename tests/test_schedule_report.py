@@ -230,16 +230,17 @@ def test_a_ramp_that_changes_every_step_collapses_into_one_ranged_row(tmp_path, 
     assert [entry["aug_magnitude"] for entry in report["steps"]] == pytest.approx([0.0, 4.5])
 
 
-def test_a_stage_mix_is_reported_as_a_list_and_saves_nothing_by_itself(tmp_path, capsys):
-    # stage_mixture [1, 2, 1] is constant and does not change the cost per sample: one row, compute 1.000.
+def test_a_stage_mix_is_reported_as_a_list_with_its_token_saving(tmp_path, capsys):
+    # stage_mixture [1, 2, 1] is constant: one row; each batch holds (1/16 + 2/4 + 1) / 4 = 0.391 of the tokens
+    # of the same batch all at the final stage.
     recipe = {**TINY, "curriculum": [{"name": "stage_mixture", "ratios": [1, 2, 1]}]}
     path = write(tmp_path, recipe)
     report = inspect_json(capsys, path, "--dataset-size", 100, "--every", 12)
     assert [(s["start_step"], s["end_step"], s["stage_ratios"]) for s in report["stages"]] == [(0, 24, [1, 2, 1])]
     assert [entry["stage_ratios"] for entry in report["steps"]] == [[1, 2, 1], [1, 2, 1]]
     code, out, _ = inspect(capsys, path, "--dataset-size", 100, "--out", tmp_path / "mix.png")
-    assert code == 0 and "compute 1.000 × the same recipe without curriculum (no saving)" in out
-    assert table_rows(out) == [["1", "0–24", "0.00–2.00", "1:2:1", "1.000", "100.0%"]]
+    assert code == 0 and "compute 0.391 × the same recipe without curriculum" in out
+    assert table_rows(out) == [["1", "0–24", "0.00–2.00", "1:2:1", "0.391", "100.0%"]]
 
 
 def test_measure_reports_time_per_shape_and_the_smallest_to_full_ratio(tmp_path, capsys):

@@ -119,8 +119,9 @@ def test_the_composed_lr_shape_and_cost_come_from_the_members():
     var = build([{"name": "stage_mixture"}, {"name": "progressive_scales", "pg": 0.7}])
     assert var.preferred_lr_shape == "lin0.7"
     assert build([{"name": "low_frequency_crop"}]).preferred_lr_shape is None
-    # VAR 256 at its first stage (pg0 = 4): e_4 = 1+4+9+16+25 = 55 of 680 tokens; no pixels change
-    assert var.relative_cost(var.state_at(at(0.0)), 256) == pytest.approx(55 / 680)
+    # VAR 256 at its first stage (pg0 = 4): e_4 = 1+4+9+16+25 = 55 of 680 tokens; no pixels change; the
+    # stage mix multiplies in its mean token fraction (1/16 + 2/4 + 1) / 4 = 0.390625
+    assert var.relative_cost(var.state_at(at(0.0)), 256) == pytest.approx(55 / 680 * 0.390625)
     # 96-px bandwidth on a 224 base: 96²/224²
     et = build([{"name": "low_frequency_crop"}])
     assert et.relative_cost(et.state_at(at(0.0)), 224) == pytest.approx(9216 / 50176)
