@@ -175,6 +175,7 @@ def train(
     )
     batches = iter(loader)
     trace = SampleTrace(rank)
+    trace.attach(accelerator.unwrap_model(model))
 
     checkpoint_path, stopped_early = None, False
     running_loss = torch.zeros((), device=accelerator.device)
@@ -191,12 +192,13 @@ def train(
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
             if fft_on_device and state.bandwidth is not None:
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
-            trace.record(step, micro, int(plan.epoch_index[step]), batch, state)
+            trace.begin()
             last_micro = micro == sizes.accumulation - 1
             # Gradients are all-reduced only on the last micro-batch of the accumulation window.
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
             with sync, accelerator.autocast():
                 loss = setup.training_loss(model, batch, state)
+            trace.record(step, micro, int(plan.epoch_index[step]), batch, state)
             accelerator.backward(loss / sizes.accumulation)
             running_loss += loss.detach()
             running_count += 1

@@ -58,6 +58,7 @@ def test_et_plus_plus_curricula_change_image_size_and_augmentation_per_step_on_t
     for a, b in zip(rank0, rank1, strict=True):
         assert a["stage"] == b["stage"] and a["shape"] == b["shape"]
         assert a["shape"][-1] == a["shape"][-2] == a["stage"]["bandwidth"]
+        assert a["model_inputs"] == [[a["shape"]]]  # measured at the model's forward: one call, the image batch
     assert sorted({line["stage"]["bandwidth"] for line in rank0}) == [12, 20, 28]
     assert sorted({line["stage"]["aug_magnitude"] for line in rank0}) == list(range(10))
     # The first batch is at B = 12 and m = 0; the last at B = 28 and m = 9.
