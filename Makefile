@@ -39,6 +39,7 @@ lint: install
 
 bench: install data
 	$(PY) bench/engine_overhead.py
+	$(PY) bench/curriculum_speedup.py
 
 clean:
 	rm -rf runs schedule-*.png .pytest_cache

@@ -115,7 +115,10 @@ def build_schedule(recipe, dataset_size: int, world_size: int, name: str) -> Sch
         for key, state in distinct.items()
     }
     fields = tuple(f for f in STAGE_FIELDS if any(getattr(s, f) is not None for s in distinct.values()))
-    return Schedule(name, plan, learning_rate, sizes, recipe.schedule.unit, fields, sample_cost)
+    # Steps are counted in optimizer steps or micro-steps; a compute-indexed LR (schedule.unit compute) still has
+    # optimizer steps, only its LR positions are compute (lr_lines says so).
+    unit = "micro_steps" if recipe.schedule.unit == "micro_steps" else "steps"
+    return Schedule(name, plan, learning_rate, sizes, unit, fields, sample_cost)
 
 
 @dataclass(frozen=True)

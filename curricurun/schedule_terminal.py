@@ -52,7 +52,7 @@ def lr_lines(schedule: Schedule) -> list[str]:
     """The world-size LR rule with its numbers, and the LR schedule's shape in the reported unit."""
     lr = schedule.learning_rate
     shape = lr.schedule
-    unit = schedule.unit.replace("_", "-")
+    unit = "full-size steps of compute" if lr.compute_positions is not None else schedule.unit.replace("_", "-")
     warmup = ""
     if shape.warmup_iters:
         warmup = f"warm-up {shape.warmup_iters:,} {unit} from ratio {shape.warmup_start_ratio:g}, "

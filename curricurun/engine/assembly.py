@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from curricurun.errors import UserError
 from curricurun.lr import LrRule, LrSchedule, WeightDecaySchedule, resolve_lr_rule
 from curricurun.plan import PlanConfig, TrainingPlan
@@ -80,8 +82,11 @@ class LearningRatePlan:
     schedule: LrSchedule
     weight_decay: WeightDecaySchedule
     unit_per_step: int  # 1 when the schedule counts optimizer steps, accumulation when micro-steps (VAR)
+    compute_positions: np.ndarray | None = None  # schedule.unit "compute": compute spent before each step
 
-    def position(self, step: int) -> int:
+    def position(self, step: int) -> float:
+        if self.compute_positions is not None:
+            return float(self.compute_positions[step])
         # VAR sets the LR every micro-iteration; the optimizer steps on the last one of the window.
         return step * self.unit_per_step + self.unit_per_step - 1 if self.unit_per_step > 1 else step
 
@@ -102,13 +107,15 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
         reference_batch=optim.lr_scaling.reference_batch,
         reference_world_size=optim.lr_scaling.reference_world_size,
     )
+    shape = schedule.shape
+    if shape == "auto":
+        shape = getattr(curriculum, "preferred_lr_shape", None) or "cosine"
+    if schedule.unit == "compute":
+        return _compute_indexed_learning_rate(recipe, plan, rule, shape)
     unit = sizes.accumulation if schedule.unit == "micro_steps" else 1
     total = plan.total_steps
     if schedule.length_epochs is not None:
         total = max(total, round(schedule.length_epochs * plan.steps_per_epoch))
-    shape = schedule.shape
-    if shape == "auto":
-        shape = getattr(curriculum, "preferred_lr_shape", None) or "cosine"
     try:
         lr_schedule = _lr_schedule(schedule, shape, total, plan, unit)
     except ValueError as error:  # e.g. a warm-up longer than a shortened run
@@ -129,3 +136,42 @@ def _lr_schedule(schedule, shape: str, total: int, plan: TrainingPlan, unit: int
         gamma=schedule.gamma,
         hold_steps=schedule.hold_steps * unit,
     )
+
+
+def _compute_indexed_learning_rate(recipe, plan: TrainingPlan, rule: LrRule, shape: str) -> LearningRatePlan:
+    """LR and WD as functions of the compute spent (``schedule.unit: compute``), in full-size step equivalents.
+
+    EfficientTrain++ rebuilds its cosine every stage over ``E·(224/B)²`` loader epochs and rescales the epoch
+    counter by ``(B_prev/B_new)²`` at each restart, so its LR is a function of the compute fraction, not of the
+    step (research/efficienttrain.md §1.1, §3). Here position = compute spent before the step; the length is
+    the budget (``budget_epochs`` × steps per epoch, else the plan's whole compute); the warm-up is counted in
+    compute too (ET++: 20 of 1088 stage-0 epochs = 1.8% of the budget; DeiT: 20%).
+    """
+    schedule, optim = recipe.schedule, recipe.optim
+    budget = plan.config.budget_epochs
+    total = budget * plan.steps_per_epoch if budget is not None else plan.total_compute
+    if schedule.length_epochs is not None:
+        total = max(total, schedule.length_epochs * plan.steps_per_epoch)
+    if schedule.warmup_fraction is not None:
+        warmup = schedule.warmup_fraction * total
+    elif schedule.warmup_epochs is not None:
+        warmup = schedule.warmup_epochs * plan.steps_per_epoch
+    else:
+        warmup = float(schedule.warmup_steps or 0)
+    length = max(1, round(total))
+    try:
+        lr_schedule = LrSchedule(
+            shape=shape,
+            total_steps=length,
+            warmup_steps=warmup,
+            warmup_start_ratio=schedule.warmup_start_ratio,
+            final_ratio=schedule.final_ratio,
+            milestones=tuple(schedule.milestones),
+            gamma=schedule.gamma,
+            hold_steps=schedule.hold_steps,
+        )
+    except ValueError as error:
+        raise UserError(f"schedule: {error}") from None
+    end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
+    weight_decay = WeightDecaySchedule(optim.weight_decay, end, length)
+    return LearningRatePlan(rule, lr_schedule, weight_decay, 1, plan.compute_before)

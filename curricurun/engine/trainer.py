@@ -22,6 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
+from curricurun.data.mixing import build_mixup, build_random_erasing, erase_batch, mix_batch
+from curricurun.data.replay import FreshSampler, ReplayStages
 from curricurun.data.sampler import PlannedBatchSampler
 from curricurun.data.staged import StagedDataset, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
@@ -31,6 +33,7 @@ from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
 from curricurun.engine.run_state import restore_run_state, save_run_state, update_early_stopping
 from curricurun.engine.sample_trace import SampleTrace
+from curricurun.errors import UserError
 from curricurun.lr import apply_to_optimizer
 from curricurun.param_groups import split_decay_groups
 
@@ -117,6 +120,8 @@ def train(
     sizes = batch_sizes(recipe, world_size)
     plan = build_plan(recipe, len(train_data), world_size, curriculum)
     learning_rate = build_learning_rate(recipe, plan, sizes, curriculum)
+    replay = ReplayStages(data.replay, plan, world_size) if data.replay is not None else None
+    eraser, mixer = _batch_augmentations(data.augment, train_data.num_classes, sizes.per_device)
 
     if accelerator.is_main_process:  # only now: a data or recipe error must leave no empty run directory
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +159,8 @@ def train(
         f"plan: {plan.total_steps} steps, {plan.steps_per_epoch} steps per full-size epoch, "
         f"compute {plan.relative_compute():.3f} of the same recipe without curriculum"
     )
+    for line in _replay_ram_lines(replay, curriculum, train_data.channels, data.image_size):
+        reporter.print(line)
     if accelerator.is_main_process:
         (run_dir / "recipe.resolved.yaml").write_text(_yaml(resolved))
     if recipe.training.log_with:
@@ -162,9 +169,14 @@ def train(
     fft_on_device = _fft_crop_on_device(curriculum)
     transform = StageTransform(**_transform_options(recipe))
     stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
-    sampler = PlannedBatchSampler(
-        plan, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
-    )
+    if replay is None:
+        sampler = PlannedBatchSampler(
+            plan, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
+        )
+    else:  # the loader makes only the fresh part of each batch; the replay buffer adds the rest
+        sampler = FreshSampler(
+            replay, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
+        )
     loader = DataLoader(
         StagedDataset(train_data, transform, data.image_size),
         batch_sampler=sampler,
@@ -189,9 +201,13 @@ def train(
         apply_to_optimizer(optimizer, lr, weight_decay)
         seed_model_randomness(step_seed(recipe.seed, step, rank))
         for micro in range(sizes.accumulation):
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()}
+            augment_seed = step_seed(recipe.seed, step, rank) + micro
+            host = _host_batch(next(batches), eraser, replay, step, augment_seed)
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in host.items()}
             if fft_on_device and state.bandwidth is not None:
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
+            if mixer is not None:  # after the FFT crop, as ICCV's engine.py L49-50 orders them
+                batch = mix_batch(batch, mixer, augment_seed)
             trace.begin()
             last_micro = micro == sizes.accumulation - 1
             # Gradients are all-reduced only on the last micro-batch of the accumulation window.
@@ -329,6 +345,47 @@ def _fft_crop_on_device(curriculum) -> bool:
         if getattr(member, "name", "") == "low_frequency_crop" and getattr(member.params, "method", "") == "fft":
             return True
     return False
+
+
+def _batch_augmentations(augment, num_classes: int, per_device: int):
+    """timm's random erasing and Mixup/CutMix for the recipe's ``data.augment``, each None when off."""
+    mixer = build_mixup(
+        augment.mixup,
+        augment.cutmix,
+        num_classes,
+        augment.mixup_prob,
+        augment.mixup_switch_prob,
+        augment.mixup_mode,
+    )
+    if mixer is not None and per_device % 2:
+        raise UserError(f"data.augment.mixup: needs an even per-device batch (timm pairs images), got {per_device}")
+    eraser = build_random_erasing(augment.random_erasing, augment.random_erasing_mode, augment.random_erasing_count)
+    return eraser, mixer
+
+
+def _host_batch(batch, eraser, replay, step: int, seed: int):
+    """The micro-batch on the host: the fresh samples erased, then (replay on) the buffer's chunks added.
+
+    Erasing comes first so a replayed sample keeps its erasing, as in ET++ where it is part of the loader.
+    """
+    if eraser is not None:
+        batch = erase_batch(batch, eraser, seed)
+    if replay is not None:
+        batch = replay.combine(step, batch, torch.Generator().manual_seed(seed))
+    return batch
+
+
+def _replay_ram_lines(replay, curriculum, channels: int, image_size: int) -> list[str]:
+    """The host RAM each replaying stage's buffer needs, printed at start (the images the loader delivers)."""
+    if replay is None:
+        return []
+    on_device = _fft_crop_on_device(curriculum)
+
+    def side(step: int) -> int:
+        state = replay.plan.states[step]
+        return (None if on_device else state.bandwidth) or state.resolution or image_size
+
+    return replay.host_ram_lines(channels, side)
 
 
 def _transform_options(recipe) -> dict[str, Any]:

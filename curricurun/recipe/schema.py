@@ -86,12 +86,54 @@ class ComponentSpec(BaseModel):
 
 
 class AugmentConfig(Section):
-    """Training-time augmentation; everything is off unless asked for."""
+    """Training-time augmentation; everything is off unless asked for.
+
+    ``mixup`` / ``cutmix`` are the Beta(α, α) parameters of timm's ``Mixup`` (0 = off) and ``random_erasing``
+    the probability of timm's ``RandomErasing``; EfficientTrain++ trains with mixup 0.8, cutmix 1.0, switch
+    probability 0.5 and random erasing 0.25 in ``pixel`` mode (research/efficienttrain.md §1.1, ``main_buffer.py``
+    defaults). Label smoothing stays a setup parameter: it is applied to the mixed targets by the loss.
+    """
 
     hflip: bool = False
     randaugment_magnitude: NonNegativeFloat | None = None
     randaugment_num_ops: PositiveInt = 2
     random_crop_padding: NonNegativeInt = 0
+    mixup: NonNegativeFloat = 0.0
+    cutmix: NonNegativeFloat = 0.0
+    mixup_prob: UnitFraction = 1.0
+    mixup_switch_prob: UnitFraction = 0.5
+    mixup_mode: Literal["batch", "pair", "elem"] = "batch"
+    random_erasing: UnitFraction = 0.0
+    random_erasing_mode: Literal["const", "rand", "pixel"] = "pixel"
+    random_erasing_count: PositiveInt = 1
+
+
+class ReplayConfig(Section):
+    """EfficientTrain++'s replay buffer for CPU-bound loaders (research/efficienttrain.md §3); off unless given.
+
+    One entry per equal compute stage (stage k covers the compute fraction [k/n, (k+1)/n), as the ET++
+    bandwidth stages): the loader makes ``1/replay_times`` of each batch fresh, the rest are chunks drawn with
+    replacement from the last ``buffer_size`` fresh batches, kept as fp16 on the host. The reference's
+    ``_ET_pp_wReplay_main_res50.py``: ``replay_times [4,4,2,2,2,2,1,1,1,1]``, ``buffer_size [1920,1920,256,256,
+    256,256,0,0,0,0]``, 32 chunks per fresh batch.
+    """
+
+    replay_times: list[PositiveInt]
+    buffer_size: list[NonNegativeInt]
+    chunks: PositiveInt = 32
+
+    @model_validator(mode="after")
+    def _one_entry_per_stage(self) -> ReplayConfig:
+        if not self.replay_times or len(self.replay_times) != len(self.buffer_size):
+            raise ValueError(
+                f"'replay_times' and 'buffer_size' need one entry per stage each, got {len(self.replay_times)}"
+                f" and {len(self.buffer_size)}"
+            )
+        pairs = enumerate(zip(self.replay_times, self.buffer_size, strict=True))
+        starved = [stage for stage, (times, size) in pairs if times > 1 and size == 0]
+        if starved:
+            raise ValueError(f"stage {starved[0]} replays (replay_times > 1) but its 'buffer_size' is 0")
+        return self
 
 
 class DataConfig(Section):
@@ -110,6 +152,7 @@ class DataConfig(Section):
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    replay: ReplayConfig | None = None
 
 
 class BatchConfig(Section):
@@ -162,7 +205,13 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    """The LR shape over training, its warm-up and its length."""
+    """The LR shape over training, its warm-up and its length.
+
+    ``unit`` is what the schedule counts: optimizer ``steps``, ``micro_steps`` (VAR), or ``compute``, full-size
+    step equivalents of compute spent, so that the LR follows the compute fraction as EfficientTrain++'s
+    does (its epoch counter is rescaled by (B_prev/B_new)² at every stage, research/efficienttrain.md §1.1);
+    with ``compute`` the warm-up and ``length_epochs`` count compute too.
+    """
 
     shape: str = "cosine"
     warmup_steps: NonNegativeInt | None = None
@@ -174,7 +223,7 @@ class ScheduleConfig(Section):
     milestones: list[OpenUnitFraction] = Field(default_factory=list)
     gamma: PositiveFloat = 0.1
     length_epochs: PositiveFloat | None = None
-    unit: Literal["steps", "micro_steps"] = "steps"
+    unit: Literal["steps", "micro_steps", "compute"] = "steps"
 
     @field_validator("shape")
     @classmethod

@@ -74,8 +74,18 @@ class ClassificationSetup:
         return model
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: StageState) -> torch.Tensor:
+        """Cross-entropy with label smoothing, against ``batch["target"]`` (soft, mixup/cutmix) when present.
+
+        With probability targets ``F.cross_entropy`` smooths them as ``target·(1 − ε) + ε/K``, which equals
+        timm's smoothed mixup targets (curricurun/data/mixing.py), so ε stays this one setup parameter.
+        """
         logits = model(batch["image"])
-        return F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.params.label_smoothing)
+        target = batch.get("target", batch["label"])
+        return F.cross_entropy(
+            logits.float(),
+            target.float() if target.is_floating_point() else target,
+            label_smoothing=self.params.label_smoothing,
+        )
 
     @torch.no_grad()
     def evaluation_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
