@@ -1,0 +1,138 @@
+"""The ``yolo_nas_pose`` setup: super-gradients' YOLO-NAS-Pose N/S/M/L, its loss and COCO's OKS metric.
+
+Batches carry, besides ``image`` ``[B, 3, H, W]``, the padded ground truth of :class:`PoseTargets` under
+``pose_boxes [B, M, 4]`` (XYXY px), ``pose_keypoints [B, M, J, 3]``, ``pose_crowd [B, M]``, ``pose_valid [B, M]``
+and ``pose_areas [B, M]`` (px², the OKS scale), all in the network's input pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from curricurun.curriculum.base import StageState
+from curricurun.setups.base import DataShape
+from curricurun.setups.yolo_nas_pose.keypoint_sets import PRESETS, KeypointSet
+from curricurun.setups.yolo_nas_pose.loss import PoseLossWeights, pose_loss
+from curricurun.setups.yolo_nas_pose.model import build_yolo_nas_pose
+from curricurun.setups.yolo_nas_pose.oks import ImageRecord, evaluate_image, summarize
+from curricurun.setups.yolo_nas_pose.postprocess import postprocess
+from curricurun.setups.yolo_nas_pose.targets import PoseTargets
+
+LOSS_NAMES = ("loss_cls", "loss_iou", "loss_dfl", "loss_pose_cls", "loss_pose_reg", "loss")
+
+
+class YoloNasPoseParams(BaseModel):
+    """Recipe fields of the ``yolo_nas_pose`` setup (``setup:`` section, besides ``name``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: Literal["n", "s", "m", "l"] = Field(description="YOLO-NAS-Pose variant (SG arch_params)")
+    keypoints: Literal["coco_person"] | KeypointSet = Field(
+        default="coco_person", description="a preset name or a full keypoint set (num_keypoints, flip_map, ...)"
+    )
+    in_channels: int = Field(default=3, gt=0)
+    loss: PoseLossWeights = Field(default_factory=PoseLossWeights)
+    confidence: float = Field(default=0.01, ge=0, le=1, description="pose score threshold before NMS")
+    nms_iou: float = Field(default=0.7, gt=0, le=1)
+    pre_nms: int = Field(default=300, gt=0, description="best-scoring boxes kept before NMS")
+    max_poses: int = Field(default=30, gt=0, description="poses kept per image after NMS")
+    weights: str | None = Field(default=None, description="local .safetensors file to start from")
+
+    @property
+    def keypoint_set(self) -> KeypointSet:
+        return PRESETS[self.keypoints] if isinstance(self.keypoints, str) else self.keypoints
+
+    @property
+    def num_classes(self) -> int:
+        """One detection class (a person, or whatever the keypoint set describes): SG's head is single-class."""
+        return 1
+
+
+class YoloNasPoseSetup:
+    """Multi-person pose estimation with YOLO-NAS-Pose, trained with ``YoloNASPoseLoss`` semantics."""
+
+    name: ClassVar[str] = "yolo_nas_pose"
+    summary: ClassVar[str] = "YOLO-NAS-Pose N/S/M/L (super-gradients), task-aligned OKS loss, COCO OKS AP"
+    Params: ClassVar[type[BaseModel]] = YoloNasPoseParams
+
+    def __init__(self, params: YoloNasPoseParams, data: DataShape | None):
+        self.params = params
+        self.keypoints = params.keypoint_set
+        self._sigmas = torch.tensor(self.keypoints.oks_sigmas)
+
+    def build_model(self) -> torch.nn.Module:
+        """The variant with J keypoints; local safetensors weights when the recipe names them."""
+        from curricurun.setups.classification import load_safetensors_weights
+
+        model = build_yolo_nas_pose(self.params.size, self.keypoints.num_keypoints, self.params.in_channels)
+        if self.params.weights:
+            load_safetensors_weights(model, Path(self.params.weights))
+        return model
+
+    def _losses(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        output = model(batch["image"])
+        sigmas = self._sigmas.to(batch["image"].device)
+        return pose_loss(output, targets_from_batch(batch), sigmas, self.params.loss)
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: StageState) -> torch.Tensor:
+        """The weighted sum of the five components (the curriculum stage changes nothing here)."""
+        return self._losses(model, batch)["loss"]
+
+    @torch.no_grad()
+    def evaluation_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each loss component summed over batches, and the batch count (the losses are batch means)."""
+        losses = self._losses(model, batch)
+        sums = {name: losses[name].detach().double() for name in LOSS_NAMES}
+        sums["batches"] = torch.ones((), dtype=torch.float64, device=batch["image"].device)
+        return sums
+
+    @staticmethod
+    def metrics_from_sums(sums: dict[str, torch.Tensor | float]) -> dict[str, float]:
+        batches = max(float(sums["batches"]), 1.0)
+        return {name: float(sums[name]) / batches for name in LOSS_NAMES}
+
+    @torch.no_grad()
+    def evaluation_records(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[ImageRecord]:
+        """COCO's per-image match records of the batch (post-processed with the recipe's thresholds).
+
+        AP sorts every prediction of the split by score, so it is not a sum: the engine has to gather these
+        records from all ranks, in sample order, and call :meth:`metrics_from_records`.
+        """
+        p = self.params
+        predictions = postprocess(model(batch["image"]), p.confidence, p.nms_iou, p.pre_nms, p.max_poses)
+        records = []
+        for i, prediction in enumerate(predictions):
+            valid = batch["pose_valid"][i].bool()
+            boxes = batch["pose_boxes"][i][valid].double().cpu().numpy()
+            records.append(
+                evaluate_image(
+                    prediction.poses.double().cpu().numpy(),
+                    prediction.scores.double().cpu().numpy(),
+                    batch["pose_keypoints"][i][valid].double().cpu().numpy(),
+                    np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1),
+                    batch["pose_areas"][i][valid].double().cpu().numpy(),
+                    batch["pose_crowd"][i][valid].bool().cpu().numpy(),
+                    self._sigmas.double().numpy(),
+                )
+            )
+        return records
+
+    @staticmethod
+    def metrics_from_records(records: list[ImageRecord]) -> dict[str, float]:
+        """AP, AP50, AP75, AP_medium, AP_large and the same for AR (COCO keypoint summary, max 20 poses)."""
+        return summarize(records)
+
+
+def targets_from_batch(batch: dict[str, torch.Tensor]) -> PoseTargets:
+    """The padded ground truth of a batch (see the module docstring for the keys)."""
+    return PoseTargets(
+        batch["pose_boxes"].float(),
+        batch["pose_keypoints"].float(),
+        batch["pose_crowd"].bool(),
+        batch["pose_valid"].bool(),
+    )

@@ -1,0 +1,96 @@
+"""The yolo_nas_pose setup and its four recipes: validation, parameter counts, LR rule, loss and records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from curricurun.cli import RECIPES_DIR, run
+from curricurun.errors import UserError
+from curricurun.model_summary import summarize_model
+from curricurun.recipe import load_recipe
+from curricurun.setups import get as get_setup
+
+# research/yolo_nas_pose.md §2.2 (measured on super-gradients 3.7.1)
+SG_TRAIN_COUNTS = {"n": 9_901_483, "s": 22_226_028, "m": 58_208_046, "l": 79_366_452}
+
+
+@pytest.mark.parametrize("size", ["n", "s", "m", "l"])
+def test_each_recipe_builds_a_model_with_super_gradients_parameter_count(size):
+    recipe = load_recipe(RECIPES_DIR / f"yolo_nas_pose_{size}.yaml")
+    assert recipe.setup_params.size == size
+    assert summarize_model(recipe)["parameters"] == SG_TRAIN_COUNTS[size]
+
+
+def test_recipes_carry_the_per_variant_values_of_super_gradients():
+    values = {}
+    for size in "nsml":
+        recipe = load_recipe(RECIPES_DIR / f"yolo_nas_pose_{size}.yaml")
+        loss = recipe.setup_params.loss
+        ema = recipe.training.ema
+        values[size] = (recipe.batch.per_device, recipe.optim.lr, loss.dfl, loss.pose_regression, ema.schedule)
+    assert values == {
+        "n": (60, 2e-3, 0.01, 34.0, "threshold"),
+        "s": (48, 2e-3, 0.01, 34.0, "threshold"),
+        "m": (32, 1e-4, 0.5, 10.0, "exp"),
+        "l": (24, 8e-5, 0.5, 10.0, "exp"),
+    }
+
+
+def _effective_lr(capsys, world_size: int) -> float:
+    recipe = RECIPES_DIR / "yolo_nas_pose_s.yaml"
+    args = ["inspect-schedule", str(recipe), "--dataset-size", "4800", "--world-size", str(world_size)]
+    assert run([*args, "--json", "--every", "100000"]) == 0
+    return json.loads(capsys.readouterr().out)["lr"]["effective_lr"]
+
+
+def test_one_gpu_gets_an_eighth_of_the_eight_gpu_learning_rate(capsys):
+    # linear rule, reference 8 GPUs × 48: 1 GPU → 2e-3 × 48/384 = 2.5e-4
+    one, eight = _effective_lr(capsys, 1), _effective_lr(capsys, 8)
+    assert (one, eight) == (pytest.approx(2.5e-4), pytest.approx(2e-3))
+    assert one / eight == pytest.approx(1 / 8)
+
+
+def test_custom_keypoint_sets_are_validated_with_the_recipe():
+    bad = "setup.keypoints={num_keypoints: 2, flip_map: [1, 1], oks_sigmas: [0.1, 0.1]}"
+    with pytest.raises(UserError, match="flip_map"):
+        load_recipe(RECIPES_DIR / "yolo_nas_pose_n.yaml", [bad])
+    good = "setup.keypoints={num_keypoints: 2, flip_map: [1, 0], oks_sigmas: [0.1, 0.1]}"
+    recipe = load_recipe(RECIPES_DIR / "yolo_nas_pose_n.yaml", [good])
+    assert recipe.setup_params.keypoint_set.flip_map == [1, 0]
+
+
+def _batch(num_keypoints: int) -> dict[str, torch.Tensor]:
+    """Two 64-px images: one person in the first, none in the second."""
+    keypoints = torch.zeros(2, 1, num_keypoints, 3)
+    keypoints[0, 0] = torch.tensor([[20.0, 20.0, 2.0], [30.0, 40.0, 1.0]])
+    return {
+        "image": torch.randn(2, 3, 64, 64),
+        "pose_boxes": torch.tensor([[[10.0, 10.0, 50.0, 60.0]], [[0.0, 0.0, 0.0, 0.0]]]),
+        "pose_keypoints": keypoints,
+        "pose_crowd": torch.zeros(2, 1, dtype=torch.bool),
+        "pose_valid": torch.tensor([[True], [False]]),
+        "pose_areas": torch.tensor([[1500.0], [0.0]]),
+    }
+
+
+def test_setup_trains_and_evaluates_a_custom_two_keypoint_set():
+    setup_cls = get_setup("yolo_nas_pose")
+    keypoints = {"num_keypoints": 2, "flip_map": [1, 0], "oks_sigmas": [0.1, 0.1], "skeleton": [(0, 1)]}
+    setup = setup_cls(setup_cls.Params(size="n", keypoints=keypoints), None)
+    torch.manual_seed(0)
+    model = setup.build_model()
+    batch = _batch(2)
+    loss = setup.training_loss(model, batch, stage=None)
+    loss.backward()
+    assert loss.item() > 0 and model.heads.levels[0].pose_pred.weight.grad is not None
+    model.eval()
+    metrics = setup.metrics_from_sums(setup.evaluation_sums(model, batch) | {"batches": torch.tensor(1.0)})
+    assert set(metrics) == {"loss_cls", "loss_iou", "loss_dfl", "loss_pose_cls", "loss_pose_reg", "loss"}
+    records = setup.evaluation_records(model, batch)
+    assert [r.num_ground_truth["all"] for r in records] == [1, 0]
+    summary = setup.metrics_from_records(records)
+    # 1500 px² lies in COCO's medium range (32² = 1024 to 96² = 9216): no large person, so AP_large is undefined
+    assert 0.0 <= summary["AP"] <= 1.0 and summary["AP_large"] == -1.0
