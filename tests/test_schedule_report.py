@@ -332,3 +332,11 @@ def test_every_shipped_recipe_has_a_consistent_schedule(recipe, capsys):
     assert report["relative_compute"] > 0
     assert len(report["steps"]) == math.ceil(report["total_steps"] / 1000)
     assert sum(s["compute_share"] for s in stages) == pytest.approx(1.0)
+
+
+def test_a_batch_that_does_not_split_into_stage_columns_is_refused_before_training(tmp_path, capsys):
+    recipe = {**TINY, "curriculum": [{"name": "stage_mixture", "ratios": [1, 2, 1]}], "batch": {"per_device": 6}}
+    code, out, err = inspect(capsys, write(tmp_path, recipe), "--dataset-size", 100, "--out", tmp_path / "x.png")
+    # 6 is not a multiple of 1 + 2 + 1 = 4
+    assert code == 2 and "batch.per_device: per-device batch size 6 is not a multiple" in err
+    assert not (tmp_path / "x.png").exists()

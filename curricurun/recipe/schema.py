@@ -201,6 +201,8 @@ class OptimConfig(Section):
     weight_decay: NonNegativeFloat = 0.0
     weight_decay_end: NonNegativeFloat | None = None
     no_decay_names: list[str] = Field(default_factory=list)
+    # VAR decays its class embedding (an nn.Embedding); most codebases exempt embeddings.
+    decay_embeddings: bool = False
     lr_scaling: LrScalingConfig = Field(default_factory=LrScalingConfig)
 
 

@@ -17,6 +17,10 @@ from curricurun.errors import UserError
 # name -> "module:Class"
 _BUILTIN: dict[str, str] = {
     "classification": "curricurun.setups.classification:ClassificationSetup",
+    "pyramid_flow": "curricurun.setups.pyramid_flow.setup:PyramidFlowSetup",
+    "var": "curricurun.setups.var.setup:VarSetup",
+    "vqvae": "curricurun.setups.vqvae.setup:VqvaeSetup",
+    "yolo_nas_pose": "curricurun.setups.yolo_nas_pose.setup:YoloNasPoseSetup",
 }
 
 
