@@ -127,7 +127,10 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.seed)  # identical initial weights on every rank
     model = setup.build_model()
-    optimizer = build_optimizer(recipe.optim, split_decay_groups(model, recipe.optim.no_decay_names, decay_embeddings=recipe.optim.decay_embeddings))
+    optimizer = build_optimizer(
+        recipe.optim,
+        split_decay_groups(model, recipe.optim.no_decay_names, decay_embeddings=recipe.optim.decay_embeddings),
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     if recipe.training.compile:
         model = torch.compile(model)
