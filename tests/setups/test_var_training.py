@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from engine_helpers import FASHION_MNIST, REPO, needs_fashion_mnist, run_cli
+from setup_helpers import TINY_PATCH_NUMS as PATCH_NUMS
+from setup_helpers import tiny_tokenizer
 
 from curricurun.curriculum.base import StageState
 from curricurun.data.idx import load_idx_split
 from curricurun.setups.base import DataShape
 from curricurun.setups.var.setup import VarParams, VarSetup
-from curricurun.setups.vqvae.tokenizer import MultiScaleTokenizer, save_tokenizer
-from curricurun.setups.vqvae.vqvae import VQVAEConfig
-
-PATCH_NUMS = (1, 2, 3, 4, 6, 8)
-
-
-def tiny_tokenizer(directory: Path) -> Path:
-    """vqvae_tiny's configuration (V 256, Cvae 16, 32 px, pyramid 1..8) with random weights: still a fixed
-    function of the image, so its token pyramid is learnable."""
-    torch.manual_seed(0)
-    config = VQVAEConfig(
-        in_channels=1,
-        image_size=32,
-        ch=32,
-        ch_mult=(1, 2, 2),
-        num_res_blocks=1,
-        z_channels=16,
-        vocab_size=256,
-        patch_nums=PATCH_NUMS,
-    )
-    return save_tokenizer(MultiScaleTokenizer(config), directory)
 
 
 def fashion_images(split: str, count: int) -> dict[str, torch.Tensor]:
