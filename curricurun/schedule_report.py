@@ -265,9 +265,23 @@ def _row_json(schedule: Schedule, row: StageRow) -> dict[str, Any]:
     for field, value in row.values.items():
         ramp = isinstance(value, Ramp)
         out[field] = {"from": _plain(value.first), "to": _plain(value.last)} if ramp else _plain(value)
+    ratios = row.values.get("stage_ratios")
+    if ratios is not None and not isinstance(ratios, Ramp):
+        out["batch_composition"] = batch_composition(ratios, schedule.sizes.per_device)
     out["relative_cost"] = row.sample_cost
     out["compute_share"] = row.compute_share
     return out
+
+
+def batch_composition(ratios, per_device: int) -> dict[str, Any]:
+    """Samples per stage in one per-device batch and the column pattern that assigns them (Pyramid-Flow §3)."""
+    from curricurun.curriculum.stage_mixture import stage_columns
+
+    columns = stage_columns(tuple(ratios), per_device)
+    return {
+        "per_device_samples": [columns.count(stage) for stage in range(len(ratios))],
+        "column_pattern": columns[: sum(ratios)],
+    }
 
 
 def _plain(value: Any) -> Any:

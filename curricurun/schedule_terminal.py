@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from curricurun.schedule_report import MAX_STAGE_ROWS, Ramp, Schedule, StageRow, compute_phrase
+from curricurun.schedule_report import (
+    MAX_STAGE_ROWS,
+    Ramp,
+    Schedule,
+    StageRow,
+    batch_composition,
+    compute_phrase,
+)
 
 HEADERS = {
     "resolution": "res",
@@ -95,6 +102,16 @@ def print_report(schedule: Schedule, rows: list[StageRow], console: Console) -> 
         )
     for line in lr_lines(schedule):
         console.print(line, markup=False)
+    mixes = {tuple(r.values["stage_ratios"]) for r in rows if isinstance(r.values.get("stage_ratios"), tuple)}
+    for ratios in sorted(mixes):
+        composition = batch_composition(ratios, schedule.sizes.per_device)
+        counts = " + ".join(str(n) for n in composition["per_device_samples"])
+        pattern = ",".join(str(c) for c in composition["column_pattern"])
+        console.print(
+            f"stage mix {':'.join(map(str, ratios))}: per-device batch {schedule.sizes.per_device} = {counts}"
+            f" samples for stages 0..{len(ratios) - 1} (columns {pattern} repeated)",
+            markup=False,
+        )
 
 
 def print_unsqueezed(table: Table, console: Console) -> None:

@@ -241,6 +241,14 @@ def test_a_stage_mix_is_reported_as_a_list_with_its_token_saving(tmp_path, capsy
     code, out, _ = inspect(capsys, path, "--dataset-size", 100, "--out", tmp_path / "mix.png")
     assert code == 0 and "compute 0.391 × the same recipe without curriculum" in out
     assert table_rows(out) == [["1", "0–24", "0.00–2.00", "1:2:1", "0.391", "100.0%"]]
+    # the per-device batch of TINY is split by columns 0,1,1,2: a quarter, a half, a quarter
+    per_device = report["per_device_batch"]
+    composition = report["stages"][0]["batch_composition"]
+    assert composition == {
+        "per_device_samples": [per_device // 4, per_device // 2, per_device // 4],
+        "column_pattern": [0, 1, 1, 2],
+    }
+    assert f"stage mix 1:2:1: per-device batch {per_device} = {per_device // 4} + {per_device // 2}" in out
 
 
 def test_measure_reports_time_per_shape_and_the_smallest_to_full_ratio(tmp_path, capsys):
