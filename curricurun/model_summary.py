@@ -50,7 +50,9 @@ def data_shape_without_loading(recipe):
     from curricurun.setups.base import DataShape
 
     params = recipe.setup_params
-    if getattr(params, "in_channels", None) and getattr(params, "num_classes", None):
+    fields = type(params).model_fields
+    # Only what the setup declares and the recipe leaves open sends us to the data (a VQ-VAE has no classes).
+    if all(getattr(params, key, None) is not None for key in ("in_channels", "num_classes") if key in fields):
         return None
     from curricurun.data import load_recipe_split
 
