@@ -47,12 +47,10 @@ def run_sample(
     recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
 ) -> Path:
     """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from curricurun.images import save_grid
     from curricurun.model_summary import data_shape_without_loading
     from curricurun.setups import get as get_setup
+    from curricurun.weights import load_safetensors_weights
 
     setup_cls = get_setup(recipe.setup.name)
     if not hasattr(setup_cls, "sample"):
@@ -61,16 +59,7 @@ def run_sample(
     setup = setup_cls(recipe.setup_params, data_shape_without_loading(recipe))
     torch.manual_seed(recipe.seed)
     model = setup.build_model()
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise UserError(f"{weights}: corrupt or unreadable safetensors file ({error})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(
-            f"--checkpoint: {weights} does not match the recipe's model: {len(missing)} missing and"
-            f" {len(unexpected)} unexpected keys (e.g. {(missing or unexpected)[0]})"
-        )
+    load_safetensors_weights(model, weights, field="--checkpoint")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     with torch.no_grad():

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
 from curricurun.setups.base import DataShape
+from curricurun.weights import load_safetensors_weights
 
 
 class ClassificationParams(BaseModel):
@@ -108,25 +109,3 @@ class ClassificationSetup:
             "top1": sums["top1_correct"] / count,
             "top5": sums["top5_correct"] / count,
         }
-
-
-def load_safetensors_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load weights from a safetensors file only (never a pickle); a bad file is a user error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if path.suffix != ".safetensors":
-        raise UserError(f"setup.weights: expected a .safetensors file, got '{path}'")
-    if not path.is_file():
-        raise UserError(f"setup.weights: file not found: {path}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise UserError(f"setup.weights: {path} is not a readable safetensors file ({error})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserError(
-            f"setup.weights: {path} does not match the model: {len(missing)} missing"
-            f" and {len(unexpected)} unexpected keys"
-            f" (e.g. {(missing or unexpected)[0]})"
-        )

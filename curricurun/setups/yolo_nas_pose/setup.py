@@ -67,7 +67,7 @@ class YoloNasPoseSetup:
 
     def build_model(self) -> torch.nn.Module:
         """The variant with J keypoints; local safetensors weights when the recipe names them."""
-        from curricurun.setups.classification import load_safetensors_weights
+        from curricurun.weights import load_safetensors_weights
 
         model = build_yolo_nas_pose(self.params.size, self.keypoints.num_keypoints, self.params.in_channels)
         if self.params.weights:
