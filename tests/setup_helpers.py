@@ -27,3 +27,20 @@ def tiny_tokenizer(directory: Path) -> Path:
         patch_nums=TINY_PATCH_NUMS,
     )
     return save_tokenizer(MultiScaleTokenizer(config), directory)
+
+
+def small_vqvae_config():
+    """A 16-px, 4-scale VQ-VAE small enough for unit tests of the quantiser, codebook and tokenizer."""
+    from curricurun.setups.vqvae.vqvae import VQVAEConfig
+
+    return VQVAEConfig(
+        in_channels=1,
+        image_size=16,
+        ch=8,
+        ch_mult=(1, 2),
+        num_res_blocks=1,
+        norm_groups=4,
+        z_channels=4,
+        vocab_size=32,
+        patch_nums=(1, 2, 4, 8),
+    )

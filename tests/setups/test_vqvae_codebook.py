@@ -8,23 +8,14 @@ import sys
 
 import pytest
 import torch
+from setup_helpers import small_vqvae_config
 
 from curricurun.param_groups import split_decay_groups
 from curricurun.setups.vqvae.codebook import CodebookOptions, CodebookUpkeep, kmeans
 from curricurun.setups.vqvae.quantizer import MultiScaleResidualQuantizer, QuantizerOutput
-from curricurun.setups.vqvae.vqvae import VQVAE, VQVAEConfig
+from curricurun.setups.vqvae.vqvae import VQVAE
 
-TINY = VQVAEConfig(
-    in_channels=1,
-    image_size=16,
-    ch=8,
-    ch_mult=(1, 2),
-    num_res_blocks=1,
-    norm_groups=4,
-    z_channels=4,
-    vocab_size=32,
-    patch_nums=(1, 2, 4, 8),
-)
+TINY = small_vqvae_config()
 
 
 def _output(vectors: list[list[float]], codes: list[int], vocab: int) -> QuantizerOutput:

@@ -8,23 +8,14 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+from setup_helpers import small_vqvae_config
 
 from curricurun.errors import UserError
 from curricurun.setups.vqvae.codebook import CodebookOptions
 from curricurun.setups.vqvae.tokenizer import MultiScaleTokenizer, load_tokenizer, save_tokenizer
-from curricurun.setups.vqvae.vqvae import VQVAE, VQVAEConfig
+from curricurun.setups.vqvae.vqvae import VQVAE
 
-TINY = VQVAEConfig(
-    in_channels=1,
-    image_size=16,
-    ch=8,
-    ch_mult=(1, 2),
-    num_res_blocks=1,
-    norm_groups=4,
-    z_channels=4,
-    vocab_size=32,
-    patch_nums=(1, 2, 4, 8),
-)
+TINY = small_vqvae_config()
 
 
 @pytest.fixture(scope="module")
