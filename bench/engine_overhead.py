@@ -132,7 +132,10 @@ def busy_cpu_seconds() -> float:
 
 
 class OtherLoad:
-    """How busy other processes kept the CPU: machine busy time minus this process's own CPU time.
+    """How busy other processes kept the CPU: machine busy time minus this process's and its children's CPU time.
+
+    Children count once they have exited and been waited for (``os.times`` fields 2-3): DataLoader workers are,
+    when their loader is closed at the end of a run, so call :meth:`cores_used` after the run's loader is gone.
 
     Two torch threads on two cores stall at every barrier when anything else runs, so a round measured
     beside other work is not a measurement of the loop; the bench prints this next to every round.
@@ -141,14 +144,14 @@ class OtherLoad:
     def __init__(self):
         self.available = Path("/proc/stat").exists()
         self.machine = busy_cpu_seconds() if self.available else 0.0
-        self.own = sum(os.times()[:2])
+        self.own = sum(os.times()[:4])
         self.wall = time.perf_counter()
 
     def cores_used(self) -> float | None:
         """Average number of cores used by other processes since construction; None off Linux."""
         if not self.available:
             return None
-        others = busy_cpu_seconds() - self.machine - (sum(os.times()[:2]) - self.own)
+        others = busy_cpu_seconds() - self.machine - (sum(os.times()[:4]) - self.own)
         return max(others, 0.0) / (time.perf_counter() - self.wall)
 
 
