@@ -171,6 +171,8 @@ def inspect_model(
         table.add_row(name, f"{counts['parameters']:,}", f"{counts['trainable_parameters']:,}")
     out.print(table)
     out.print(f"total {summary['parameters']:,} parameters, {summary['trainable_parameters']:,} trainable")
+    if "fused_parameters" in summary:
+        out.print(f"fused for inference (re-parametrised blocks): {summary['fused_parameters']:,} parameters")
 
 
 @app.command()

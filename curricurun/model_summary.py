@@ -28,7 +28,11 @@ def summarize_model(recipe) -> dict[str, Any]:
     direct = [p for n, p in model.named_parameters(recurse=False)]
     if direct:
         modules["(own parameters)"] = _counts(direct)
-    return {**_counts(model.parameters()), "modules": modules}
+    summary = {**_counts(model.parameters()), "modules": modules}
+    if callable(getattr(model, "fuse", None)):
+        # Re-parametrisable models (YOLO-NAS's QARepVGG blocks) deploy fused: the count a user ships.
+        summary["fused_parameters"] = _counts(model.fuse().parameters())["parameters"]
+    return summary
 
 
 def _counts(parameters) -> dict[str, int]:

@@ -134,15 +134,21 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
 
 
 def _lr_schedule(schedule, shape: str, total: int, plan: TrainingPlan, unit: int) -> LrSchedule:
+    warmup = plan.warmup_steps
+    if schedule.warmup_max_epochs is not None:
+        warmup = min(warmup, round(schedule.warmup_max_epochs * plan.steps_per_epoch))
+    hold = schedule.hold_steps
+    if schedule.hold_epochs is not None:
+        hold = round(schedule.hold_epochs * plan.steps_per_epoch)
     return LrSchedule(
         shape=shape,
         total_steps=total * unit,
-        warmup_steps=plan.warmup_steps * unit,
+        warmup_steps=warmup * unit,
         warmup_start_ratio=schedule.warmup_start_ratio,
         final_ratio=schedule.final_ratio,
         milestones=tuple(schedule.milestones),
         gamma=schedule.gamma,
-        hold_steps=schedule.hold_steps * unit,
+        hold_steps=hold * unit,
     )
 
 

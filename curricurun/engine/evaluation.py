@@ -4,6 +4,11 @@ Each rank evaluates a contiguous shard of the split (no sample twice, no padding
 and the sums are all-reduced: the metric is exactly what one process would compute on the whole split.
 Sums may be tensors of any shape (a per-scale code histogram, say): they are flattened into one vector for a
 single all-reduce and given back their shapes afterwards.
+
+Metrics that are not sums (COCO keypoint AP sorts every prediction of the split by score) come from per-sample
+records: a setup with ``evaluation_step`` returns them beside its sums, every rank's records are gathered in rank
+order, which is sample order because the shards are contiguous, and every rank computes the same metrics from the
+whole list (so early stopping takes the same decision everywhere).
 """
 
 from __future__ import annotations
@@ -11,30 +16,50 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from curricurun.data.staged import EvalDataset, collate, shard_bounds
+from curricurun.data.setup_samples import evaluation_dataset
+from curricurun.data.staged import shard_bounds
+
+CLASSIFICATION_EVAL_BATCH = 256  # images of 28-224 px: a large batch costs little memory and saves loader overhead
 
 
 @torch.no_grad()
 def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelerator, recipe) -> dict[str, float]:
-    from curricurun.data.transforms import EvalTransform
-
+    """The setup's metrics on the whole evaluation split, exactly as one process would compute them."""
     start, stop = shard_bounds(len(eval_data), accelerator.process_index, accelerator.num_processes)
-    dataset = EvalDataset(eval_data, EvalTransform(), resolution, start, stop)
-    loader = DataLoader(
-        dataset, batch_size=max(batch_size, 256), collate_fn=collate, num_workers=recipe.data.num_workers
-    )
+    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, start, stop)
+    with_records = hasattr(setup, "evaluation_step")
+    # Record-based setups (detection, pose) run at their training batch size: their images are large.
+    eval_batch = batch_size if with_records else max(batch_size, CLASSIFICATION_EVAL_BATCH)
+    loader = DataLoader(dataset, batch_size=eval_batch, collate_fn=collate_fn, num_workers=recipe.data.num_workers)
     was_training = model.training
     model.eval()
     totals: dict[str, torch.Tensor] = {}
+    records: list = []
     for batch in loader:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            sums = setup.evaluation_sums(model, batch)
+            if with_records:
+                sums, batch_records = setup.evaluation_step(model, batch)
+                records.extend(batch_records)
+            else:
+                sums = setup.evaluation_sums(model, batch)
         for key, value in sums.items():
             totals[key] = totals.get(key, 0) + value.detach().double()
     summed = _all_reduce_sums(totals, accelerator)
     model.train(was_training)
-    return setup.metrics_from_sums(summed)
+    metrics = setup.metrics_from_sums(summed)
+    if with_records:
+        metrics.update(setup.metrics_from_records(_gather_records(records, accelerator)))
+    return metrics
+
+
+def _gather_records(records: list, accelerator) -> list:
+    """Every rank's records, rank 0's first: with contiguous shards that is the split's sample order."""
+    if accelerator.num_processes == 1:
+        return records
+    from accelerate.utils import gather_object
+
+    return gather_object(records)
 
 
 def _all_reduce_sums(totals: dict[str, torch.Tensor], accelerator) -> dict[str, torch.Tensor | float]:
@@ -58,10 +83,8 @@ def _all_reduce_sums(totals: dict[str, torch.Tensor], accelerator) -> dict[str, 
     return result
 
 
-def first_evaluation_batch(eval_data, resolution: int, count: int, device) -> dict[str, torch.Tensor]:
+def first_evaluation_batch(eval_data, resolution: int, count: int, device, setup=None) -> dict[str, torch.Tensor]:
     """The first ``count`` evaluation samples as one batch: the fixed inputs of reconstruction/sample pictures."""
-    from curricurun.data.transforms import EvalTransform
-
-    dataset = EvalDataset(eval_data, EvalTransform(), resolution, 0, min(count, len(eval_data)))
-    batch = collate([dataset[i] for i in range(len(dataset))])
+    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, 0, min(count, len(eval_data)))
+    batch = collate_fn([dataset[i] for i in range(len(dataset))])
     return {k: v.to(device) for k, v in batch.items()}

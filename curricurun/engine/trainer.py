@@ -25,6 +25,7 @@ from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
 from curricurun.data.mixing import build_mixup, build_random_erasing, erase_batch, mix_batch
 from curricurun.data.replay import FreshSampler, ReplayStages
 from curricurun.data.sampler import PlannedBatchSampler
+from curricurun.data.setup_samples import SetupTrainingDataset, check_split_size, owns_data
 from curricurun.data.staged import StagedDataset, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
 from curricurun.engine.checkpoint import resolve_resume_path
@@ -109,13 +110,19 @@ def train(
     reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
 
     data = recipe.data
-    train_data = load_recipe_split(data, data.train_split, data.max_train_samples)
-    eval_data = None
-    if data.eval_split:
-        eval_data = load_recipe_split(data, data.eval_split, data.max_eval_samples)
-
     setup_cls = get_setup(recipe.setup.name)
-    setup = setup_cls(recipe.setup_params, DataShape(train_data.channels, train_data.num_classes, data.image_size))
+    if owns_data(setup_cls):  # pose/detection: the setup reads its own annotation format (setups/base.py)
+        setup = setup_cls(recipe.setup_params, None)
+        train_data = setup.load_split(data, data.train_split, data.max_train_samples)
+        eval_data = setup.load_split(data, data.eval_split, data.max_eval_samples) if data.eval_split else None
+    else:
+        train_data = load_recipe_split(data, data.train_split, data.max_train_samples)
+        eval_data = None
+        if data.eval_split:
+            eval_data = load_recipe_split(data, data.eval_split, data.max_eval_samples)
+        setup = setup_cls(recipe.setup_params, DataShape(train_data.channels, train_data.num_classes, data.image_size))
+    if eval_data is not None:
+        check_split_size(eval_data, world_size, "eval_split")
     curriculum = build_curriculum(recipe)
     sizes = batch_sizes(recipe, world_size)
     plan = build_plan(recipe, len(train_data), world_size, curriculum)
@@ -170,7 +177,6 @@ def train(
         accelerator.init_trackers(recipe.name, config=_flat(resolved))
 
     fft_on_device = _fft_crop_on_device(curriculum)
-    transform = StageTransform(**_transform_options(recipe))
     stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
     if replay is None:
         sampler = PlannedBatchSampler(
@@ -180,10 +186,15 @@ def train(
         sampler = FreshSampler(
             replay, recipe.seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth=not fft_on_device
         )
+    if owns_data(setup):
+        train_dataset, collate_fn = SetupTrainingDataset(setup, train_data, data.image_size), setup.collate
+    else:
+        transform = StageTransform(**_transform_options(recipe))
+        train_dataset, collate_fn = StagedDataset(train_data, transform, data.image_size), collate
     loader = DataLoader(
-        StagedDataset(train_data, transform, data.image_size),
+        train_dataset,
         batch_sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         num_workers=data.num_workers,
         persistent_workers=False,
         pin_memory=False,
@@ -325,7 +336,7 @@ def _pictures_after_evaluation(setup, accelerator, model, eval_data, resolution,
     """The setup's optional pictures (reconstructions, samples) from the first evaluation images."""
     if not accelerator.is_main_process or not hasattr(setup, "after_evaluation"):
         return
-    batch = first_evaluation_batch(eval_data, resolution, 16, accelerator.device)
+    batch = first_evaluation_batch(eval_data, resolution, 16, accelerator.device, setup)
     unwrapped = accelerator.unwrap_model(model)
     was_training = unwrapped.training
     unwrapped.eval()

@@ -279,6 +279,12 @@ def _validate(tree: _SourcedTree, problems: list[str]) -> Recipe:
     if problems or recipe is None or setup_params is None:
         raise RecipeError(problems)
     recipe.attach_components(setup_params, curriculum_params)
+    setup_class = importlib.import_module(_SETUP_REGISTRY).available()[recipe.setup.name]
+    setup_checks = getattr(setup_class, "recipe_problems", None)
+    if setup_checks is not None:  # fields the setup would otherwise ignore (setups/base.py SetupWithRecipeChecks)
+        cross = setup_checks(recipe)
+        if cross:
+            raise RecipeError([format_problem(tree.source_for(loc), loc, message) for loc, message in cross])
     return recipe
 
 

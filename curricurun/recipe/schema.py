@@ -221,6 +221,11 @@ class ScheduleConfig(Section):
     warmup_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     warmup_start_ratio: UnitFraction = 0.0
     hold_steps: NonNegativeInt = 0
+    # super-gradients holds the peak LR until an EPOCH (lr_warmup_epochs), so the step count depends on the
+    # world size and the dataset: hold_epochs keeps it right on any number of GPUs.
+    hold_epochs: NonNegativeFloat | None = None
+    # super-gradients caps its warm-up steps at one epoch (LinearBatchLRWarmup): a small dataset warms up faster.
+    warmup_max_epochs: PositiveFloat | None = None
     final_ratio: UnitFraction = 0.0
     milestones: list[OpenUnitFraction] = Field(default_factory=list)
     gamma: PositiveFloat = 0.1
@@ -246,6 +251,8 @@ class ScheduleConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleConfig:
         _at_most_one(self, ("warmup_steps", "warmup_epochs", "warmup_fraction"))
+        if self.hold_steps and self.hold_epochs is not None:
+            raise ValueError("give 'hold_steps' or 'hold_epochs', not both")
         if self.milestones != sorted(set(self.milestones)):
             raise ValueError(f"'milestones' must increase, got {show_value(self.milestones)}")
         if self.shape == "step" and not self.milestones:

@@ -81,3 +81,45 @@ class GenerativeSetup(Protocol):
     """Optional: ``curricurun sample`` calls it; returns images ``[N, C, H, W]`` in [0, 1], class by class."""
 
     def sample(self, model: torch.nn.Module, classes: list[int], seed: int, options: SampleOptions) -> torch.Tensor: ...
+
+
+class SetupWithOwnData(Protocol):
+    """Optional: the setup loads and serves its samples itself (pose/detection ground truth, not class labels).
+
+    The engine keeps the data ORDER (the planned, rank-aware, resumable sampler and its per-sample seeds); the
+    setup owns what a sample IS: ``load_split`` returns a split object with ``len()`` (and ``channels``),
+    ``training_sample`` builds one augmented sample from a :class:`~curricurun.data.sampler.SampleKey`
+    (index, stage resolution, per-sample seed: the result must depend on nothing else, so it is the same on any
+    worker or rank) at ``key.resolution or full_resolution`` (``data.image_size``), ``evaluation_sample`` one
+    deterministic evaluation sample at ``resolution``, and ``collate`` stacks them into
+    a batch dict that holds at least ``image`` and ``index``. Training-sample transforms may read other samples
+    of the split (mosaic), which is why the split object, not a decoded image, is passed in.
+    """
+
+    def load_split(self, data, split: str, max_samples: int | None): ...
+
+    def training_sample(self, source, key, full_resolution: int) -> dict: ...
+
+    def evaluation_sample(self, source, index: int, resolution: int) -> dict: ...
+
+    def collate(self, samples: list[dict]) -> dict[str, torch.Tensor]: ...
+
+
+class SetupWithRecordMetrics(Protocol):
+    """Optional: metrics that are not sums (COCO AP ranks every prediction of the split by score).
+
+    ``evaluation_step`` replaces ``evaluation_sums``: it returns the batch's sums and its per-sample records
+    (any picklable objects). The engine gathers the records of every rank in sample order (shards are contiguous)
+    and every rank calls ``metrics_from_records`` on the whole list, so early stopping agrees across ranks.
+    """
+
+    def evaluation_step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[dict, list]: ...
+
+    def metrics_from_records(self, records: list) -> dict[str, float]: ...
+
+
+class SetupWithRecipeChecks(Protocol):
+    """Optional: recipe fields that mean nothing to this setup, reported by ``validate`` as ``(location, message)``."""
+
+    @staticmethod
+    def recipe_problems(recipe) -> list[tuple[tuple[str, ...], str]]: ...

@@ -94,3 +94,43 @@ def test_setup_trains_and_evaluates_a_custom_two_keypoint_set():
     summary = setup.metrics_from_records(records)
     # 1500 px² lies in COCO's medium range (32² = 1024 to 96² = 9216): no large person, so AP_large is undefined
     assert 0.0 <= summary["AP"] <= 1.0 and summary["AP_large"] == -1.0
+
+
+def _learning_rate(world_size: int, dataset_size: int = 4800):
+    from curricurun.engine.assembly import batch_sizes, build_learning_rate, build_plan
+
+    recipe = load_recipe(RECIPES_DIR / "yolo_nas_pose_s.yaml")
+    plan = build_plan(recipe, dataset_size, world_size, None)
+    return plan, build_learning_rate(recipe, plan, batch_sizes(recipe, world_size), None)
+
+
+@pytest.mark.parametrize(("world_size", "steps_per_epoch"), [(1, 100), (8, 12)])
+def test_the_peak_learning_rate_holds_until_epoch_ten_on_any_number_of_gpus(world_size, steps_per_epoch):
+    # 4800 images / (48 × world) per step: 100 steps per epoch on 1 GPU, 4800 // 384 = 12 on 8.
+    # SG: warm-up min(128 steps, one epoch), then flat until epoch 10 (lr_warmup_epochs), then cosine.
+    plan, lr = _learning_rate(world_size)
+    assert plan.steps_per_epoch == steps_per_epoch
+    warmup, hold = min(128, steps_per_epoch), 10 * steps_per_epoch
+    assert (lr.schedule.warmup_steps, lr.schedule.hold_steps) == (warmup, hold)
+    assert lr.schedule.total_steps == 1000 * steps_per_epoch  # max_epochs, whatever early stopping does
+    assert lr.schedule.ratio_at(warmup + hold) == 1.0  # SG sets the LR after the step: t = g − 1 − W − hold ≤ 0
+    assert lr.schedule.ratio_at(warmup + hold + 10) < 1.0
+
+
+def test_hold_steps_and_hold_epochs_together_are_refused():
+    with pytest.raises(UserError, match="hold_steps.*hold_epochs"):
+        load_recipe(RECIPES_DIR / "yolo_nas_pose_s.yaml", ["schedule.hold_steps=5"])
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("data.augment.hflip=true", "data.augment.hflip"),
+        ("data.augment.mixup=0.8", "data.augment.mixup"),
+        ("data.replay={replay_times: [2], buffer_size: [4]}", "data.replay"),
+    ],
+)
+def test_classification_data_options_are_refused_for_pose_recipes(override, field):
+    # The pose setup builds its own samples: these fields would be silently ignored, so validation names them.
+    with pytest.raises(UserError, match=rf"{field}.*builds its own samples"):
+        load_recipe(RECIPES_DIR / "yolo_nas_pose_n.yaml", [override])
