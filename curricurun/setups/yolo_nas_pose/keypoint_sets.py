@@ -1,8 +1,9 @@
 """Keypoint sets: how many keypoints, which swap under a horizontal flip, their OKS sigmas and the skeleton.
 
 This is the documented format for custom keypoint data (a recipe's ``setup.keypoints`` section, or the
-``coco_person`` preset). The COCO values are super-gradients' ``coco_pose_common_dataset_params.yaml``, whose
-sigmas come from pycocotools' ``cocoeval.py`` (research/yolo_nas_pose.md §1.3).
+``coco_person`` and ``ibug_face_68`` presets). The COCO values are super-gradients'
+``coco_pose_common_dataset_params.yaml``, whose sigmas come from pycocotools' ``cocoeval.py``
+(research/yolo_nas_pose.md §1.3).
 """
 
 from __future__ import annotations
@@ -115,4 +116,57 @@ COCO_PERSON = KeypointSet(
     ],  # fmt: skip
 )
 
-PRESETS: dict[str, KeypointSet] = {"coco_person": COCO_PERSON}
+
+def _chain(first: int, last: int, closed: bool = False) -> list[tuple[int, int]]:
+    edges = [(i, i + 1) for i in range(first, last)]
+    return edges + [(last, first)] if closed else edges
+
+
+def _ibug_flip_map() -> list[int]:
+    """The iBUG 68-point left-right pairs (0-based), from the layout drawn on the 300-W annotation page.
+
+    Jaw 0-16 runs from the image-left ear to the image-right ear (chin 8); brows 17-21 and 22-26 both run
+    left to right (outer 17 ↔ outer 26); the bridge 27-30 and the nostril centre 33 lie on the centre line;
+    each eye starts at its left corner and goes over the upper lid, then back along the lower lid (36 and 45 are
+    the outer corners, 39 and 42 the inner ones); the outer lips go clockwise from the left corner 48 (top 51,
+    right corner 54, bottom 57) and the inner lips from 60 (top 62, right corner 64, bottom 66).
+    """
+    pairs = [(i, 16 - i) for i in range(8)]
+    pairs += [(17 + i, 26 - i) for i in range(5)]
+    pairs += [(31, 35), (32, 34)]
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]
+    pairs += [(60, 64), (61, 63), (65, 67)]
+    flip_map = list(range(68))
+    for a, b in pairs:
+        flip_map[a], flip_map[b] = b, a
+    return flip_map
+
+
+_IBUG_REGIONS = (("jaw", 17), ("brow", 10), ("nose", 9), ("eye", 12), ("mouth", 20))
+
+# σ = 0.1 everywhere: iBUG publishes no per-landmark spread, and 0.1 is what super-gradients' pose metric uses for a
+# keypoint set without sigmas (pose_estimation_metrics.py, research/yolo_nas_pose.md §1.2). COCO's tight 0.025
+# (its eyes) was tried first and does not train: an untrained model's landmarks sit ~1/3 of a face away, OKS is
+# then about e^-22, and both the OKS-weighted task-aligned assignment (every assigned score ~0: no positives) and
+# the OKS regression loss 1 - exp(-e) (no gradient) vanish. With 0.1 an error of 2σ = 20 % of the face size still
+# scores exp(-1/2) ≈ 0.61, so training starts, and AP at OKS 0.95 asks for errors under 6 % of the face size.
+IBUG_FACE_68 = KeypointSet(
+    num_keypoints=68,
+    flip_map=_ibug_flip_map(),
+    oks_sigmas=[0.1] * 68,
+    skeleton=_chain(0, 16)
+    + _chain(17, 21)
+    + _chain(22, 26)
+    + _chain(27, 30)
+    + [(30, 33)]
+    + _chain(31, 35)
+    + _chain(36, 41, closed=True)
+    + _chain(42, 47, closed=True)
+    + _chain(48, 59, closed=True)
+    + _chain(60, 67, closed=True),
+    names=[f"{region}_{i}" for region, count in _IBUG_REGIONS for i in range(count)],
+)
+
+
+PRESETS: dict[str, KeypointSet] = {"coco_person": COCO_PERSON, "ibug_face_68": IBUG_FACE_68}
