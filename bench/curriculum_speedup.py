@@ -282,7 +282,7 @@ def run_once(arm: Arm, seed: int, position: int, args, scratch: Path) -> RunReco
     every = max(1, round(schedule.plan.total_steps / args.evals))
     recipe = load_arm_recipe(arm, seed, args, (*extra, f"training.eval={{every_steps: {every}, every_epochs: null}}"))
     sides = [state.bandwidth or state.resolution or arm.image_size for state in schedule.plan.states]
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{arm.name.replace(' ', '_')}-{seed}-", dir=scratch))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{arm.name.replace(' ', '_').replace('/', '_of_')}-{seed}-", dir=scratch))
     clock, load = RunClock(), OtherLoad()
     with clock.attached(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         train(recipe, recipe.resolved, str(run_dir))
