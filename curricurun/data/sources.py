@@ -194,7 +194,7 @@ def _load_hub(path: str, split: str, config: str | None, revision: str | None) -
         return datasets.load_dataset(path, name=config, split=split, revision=revision)
     except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        offline = [name for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if _env_true(name)]
+        offline = [name for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if env_true(name)]
         hint = f" ({' and '.join(offline)} {'is' if len(offline) == 1 else 'are'} set)" if offline else ""
         raise UserError(
             f"data.path: could not load hub dataset '{path}' (split '{split}'): {reason}; "
@@ -285,7 +285,7 @@ def _array_to_pil(value: Any, column: str, description: str) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 
-def _env_true(name: str) -> bool:
+def env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 

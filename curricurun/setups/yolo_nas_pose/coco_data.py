@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from curricurun.data.sources import env_true
 from curricurun.errors import UserError
 from curricurun.setups.yolo_nas_pose.keypoints import PoseSample
 
@@ -377,8 +378,7 @@ def _download_hub(repo_id: str, split: str, revision: str | None) -> Path:
         )
     except (OSError, ValueError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-        hint = " (HF_HUB_OFFLINE is set)" if offline else ""
+        hint = " (HF_HUB_OFFLINE is set)" if env_true("HF_HUB_OFFLINE") else ""
         raise UserError(
             f"data.path: could not download hub dataset '{repo_id}' (split '{split}'): {reason}; "
             f"check the id, or your network{hint}"
