@@ -159,7 +159,7 @@ class YoloNasPoseSetup:
     @torch.no_grad()
     def evaluation_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each loss component summed over batches, and the batch count (the losses are batch means)."""
-        return self.evaluation_step(model, batch)[0]
+        return _loss_sums(self._losses(model, batch), batch["image"].device)
 
     @torch.no_grad()
     def evaluation_step(
@@ -169,9 +169,7 @@ class YoloNasPoseSetup:
         output = model(batch["image"])
         sigmas = self._sigmas.to(batch["image"].device)
         losses = pose_loss(output, targets_from_batch(batch), sigmas, self.params.loss)
-        sums = {name: losses[name].detach().double() for name in LOSS_NAMES}
-        sums["batches"] = torch.ones((), dtype=torch.float64, device=batch["image"].device)
-        return sums, self._records(output, batch)
+        return _loss_sums(losses, batch["image"].device), self._records(output, batch)
 
     @staticmethod
     def metrics_from_sums(sums: dict[str, torch.Tensor | float]) -> dict[str, float]:
@@ -211,6 +209,13 @@ class YoloNasPoseSetup:
     def metrics_from_records(records: list[ImageRecord]) -> dict[str, float]:
         """AP, AP50, AP75, AP_medium, AP_large and the same for AR (COCO keypoint summary, max 20 poses)."""
         return summarize(records)
+
+
+def _loss_sums(losses: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch-mean loss components as sums, with the batch count that turns them back into means."""
+    sums = {name: losses[name].detach().double() for name in LOSS_NAMES}
+    sums["batches"] = torch.ones((), dtype=torch.float64, device=device)
+    return sums
 
 
 def targets_from_batch(batch: dict[str, torch.Tensor]) -> PoseTargets:
