@@ -243,7 +243,7 @@ def load_arm_recipe(arm: Arm, seed: int, args, extra: tuple[str, ...] = ()):
 
 
 def arm_schedule(recipe, args):
-    from curricurun.schedule_report import build_schedule
+    from curricurun.commands.inspect_schedule.schedule import build_schedule
 
     return build_schedule(recipe, args.max_train_samples, 1, recipe.name or "bench")
 

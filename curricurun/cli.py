@@ -160,7 +160,7 @@ def inspect_model(
 
     Example: curricurun inspect-model recipes/demo.yaml --json
     """
-    from curricurun.model_summary import summarize_model
+    from curricurun.commands.inspect_model import summarize_model
 
     summary = summarize_model(_load(recipe, set_))
     if as_json:
@@ -195,7 +195,7 @@ def sample(
     Example: curricurun sample recipes/var_tiny.yaml --checkpoint runs/var_tiny --classes 1,2,3 --cfg 1.5
     --top-k 900 --top-p 0.96 --seed 0 --out grid.png
     """
-    from curricurun.sampling import parse_classes, run_sample
+    from curricurun.commands.sample import parse_classes, run_sample
     from curricurun.setups.base import SampleOptions
 
     if per_class < 1:
@@ -235,7 +235,7 @@ def inspect_schedule(
 
     Example: curricurun inspect-schedule recipes/var_d36.yaml --dataset-size 1281167 --world-size 8
     """
-    from curricurun.schedule_report import run_inspect_schedule
+    from curricurun.commands.inspect_schedule import run_inspect_schedule
 
     run_inspect_schedule(
         _load(recipe, set_),

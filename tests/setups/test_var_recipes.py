@@ -7,9 +7,9 @@ import json
 import pytest
 
 from curricurun.cli import RECIPES_DIR, run
-from curricurun.model_summary import summarize_model
+from curricurun.commands.inspect_model import summarize_model
+from curricurun.commands.inspect_schedule.schedule import build_schedule
 from curricurun.recipe import load_recipe
-from curricurun.schedule_report import build_schedule
 
 VAR_RECIPES = ["var_d16", "var_d20", "var_d24", "var_d30", "var_d36", "var_tiny"]
 

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from curricurun.cli import RECIPES_DIR
+from curricurun.commands.inspect_model import summarize_model
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
-from curricurun.model_summary import summarize_model
 from curricurun.recipe import load_recipe
 from curricurun.setups import get as get_setup
 from curricurun.setups.base import DataShape

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from curricurun.cli import RECIPES_DIR, run
+from curricurun.commands.inspect_model import summarize_model
 from curricurun.errors import UserError
-from curricurun.model_summary import summarize_model
 from curricurun.recipe import load_recipe
 from curricurun.setups import get as get_setup
 

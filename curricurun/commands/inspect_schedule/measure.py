@@ -21,9 +21,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from curricurun.commands.inspect_schedule.schedule import Schedule
+from curricurun.commands.inspect_schedule.terminal import print_unsqueezed
 from curricurun.curriculum.base import StageState
-from curricurun.schedule_report import Schedule
-from curricurun.schedule_terminal import print_unsqueezed
 
 WARMUP_STEPS = 2
 TIMED_STEPS = 5

@@ -47,8 +47,8 @@ def run_sample(
     recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
 ) -> Path:
     """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
+    from curricurun.commands.inspect_model import data_shape_without_loading
     from curricurun.images import save_grid
-    from curricurun.model_summary import data_shape_without_loading
     from curricurun.setups import get as get_setup
     from curricurun.weights import load_safetensors_weights
 

@@ -1,10 +1,10 @@
-"""``curricurun inspect-schedule``: the whole schedule of a recipe before training, without the dataset.
+"""The data model of ``curricurun inspect-schedule``: the whole schedule of a recipe before training.
 
 The report is read from the same :class:`~curricurun.plan.TrainingPlan` and LR plan that ``train`` builds
 (:mod:`curricurun.engine.assembly`), so what the user inspects is exactly what trains. This module holds the
-schedule, its stage rows and the ``--json`` object; the views are :mod:`curricurun.schedule_terminal` (stage
-table, compute summary, LR rule) and :mod:`curricurun.schedule_plot` (PNG); ``--measure`` adds measured step
-times (:mod:`curricurun.schedule_measure`).
+schedule, its stage rows and the ``--json`` object; the views are :mod:`.terminal` (stage table, compute
+summary, LR rule) and :mod:`.plot` (PNG); ``--measure`` adds measured step times (:mod:`.measure`); the command
+itself, which wires them together, is this package's ``__init__``.
 
 Step unit: recipes whose schedule counts micro-iterations (``schedule.unit: micro_steps``, as VAR does:
 research/var.md §2, "g_it") are reported in micro-steps. Then ``total_steps``, ``steps_per_epoch``, stage
@@ -15,13 +15,10 @@ which is the LR the optimizer applies (VAR also sets it every micro-step; only t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from rich.console import Console
 
 from curricurun.curriculum.base import StageState
 from curricurun.engine.assembly import (
@@ -32,7 +29,6 @@ from curricurun.engine.assembly import (
     build_learning_rate,
     build_plan,
 )
-from curricurun.errors import UserError
 from curricurun.plan import TrainingPlan
 
 STAGE_FIELDS = (
@@ -308,91 +304,3 @@ def compute_phrase(schedule: Schedule) -> str:
     else:
         effect = f"costs {100 * (relative - 1):.1f}% more"
     return f"compute {relative:.3f} × the same recipe without curriculum ({effect})"
-
-
-def resolve_dataset_size(recipe, sizes: BatchSizes, dataset_size: int | None, steps_per_epoch: int | None):
-    """The training-set size from ``--dataset-size``, ``--steps-per-epoch`` × global batch, or the data itself.
-
-    Returns:
-        ``(size, data)``; ``data`` is the loaded split, or None when a flag gave the size.
-    """
-    if dataset_size is not None and steps_per_epoch is not None:
-        raise UserError("give --dataset-size or --steps-per-epoch, not both")
-    if dataset_size is not None:
-        if dataset_size < 1:
-            raise UserError(f"--dataset-size: expected a positive number of samples, got {dataset_size}")
-        return dataset_size, None
-    if steps_per_epoch is not None:
-        if steps_per_epoch < 1:
-            raise UserError(f"--steps-per-epoch: expected a positive number, got {steps_per_epoch}")
-        return steps_per_epoch * sizes.global_batch, None
-    from curricurun.data.sources import load_recipe_split
-
-    data = recipe.data
-    split = load_recipe_split(data, data.train_split, data.max_train_samples)
-    return len(split), split
-
-
-def run_inspect_schedule(
-    recipe,
-    *,
-    recipe_path: Path | None = None,
-    dataset_size: int | None = None,
-    steps_per_epoch: int | None = None,
-    world_size: int = 1,
-    out_png: Path | None = None,
-    as_json: bool = False,
-    every: int = 1,
-    measure: bool = False,
-    console: Console | None = None,
-) -> None:
-    """Report a recipe's schedule: terminal table + PNG, or ``--json`` (PNG then only with an explicit ``--out``).
-
-    Args:
-        recipe: a validated recipe (:func:`curricurun.recipe.load_recipe`).
-        recipe_path: its file; names the PNG when the recipe has no ``name``.
-        dataset_size: training samples; skips loading the data.
-        steps_per_epoch: alternative to ``dataset_size`` (size = steps × global batch).
-        world_size: simulated number of processes.
-        out_png: PNG path; default ``schedule-<recipe name>.png`` in the current directory.
-        as_json: print one JSON object instead of the terminal view.
-        every: with ``as_json``, one per-step entry every ``every`` reported steps.
-        measure: time real forward+backward steps at each distinct stage shape.
-        console: where to print (the CLI's console).
-    """
-    if world_size < 1:
-        raise UserError(f"--world-size: expected at least 1 process, got {world_size}")
-    if every < 1:
-        raise UserError(f"--every: expected a positive number of steps, got {every}")
-    console = console or Console(highlight=False, soft_wrap=True)
-    name = recipe.name or (Path(recipe_path).stem if recipe_path else "recipe")
-    sizes = batch_sizes(recipe, world_size)
-    size, data = resolve_dataset_size(recipe, sizes, dataset_size, steps_per_epoch)
-    schedule = build_schedule(recipe, size, world_size, name)
-    rows = stage_rows(schedule)
-    timings = None
-    if measure:
-        from curricurun.schedule_measure import measure_stages
-
-        timings = measure_stages(recipe, schedule, data)
-    if out_png is not None or not as_json:
-        from curricurun.schedule_plot import plot_schedule
-
-        png = plot_schedule(schedule, rows, Path(out_png) if out_png else Path(f"schedule-{_file_safe(name)}.png"))
-    if as_json:
-        measurements = None if timings is None else [timing.as_dict() for timing in timings]
-        # Written to the console's file as is: rich would wrap the line or read "[...]" as markup.
-        console.file.write(json.dumps(schedule_json(schedule, rows, every, measurements)) + "\n")
-        return
-    from curricurun.schedule_terminal import print_report
-
-    print_report(schedule, rows, console)
-    if timings is not None:
-        from curricurun.schedule_measure import print_timings
-
-        print_timings(timings, console)
-    console.print(f"plot: {png}", markup=False)
-
-
-def _file_safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curricurun.schedule_report import Schedule, StageRow, compute_phrase, step_columns
+from curricurun.commands.inspect_schedule.schedule import Schedule, StageRow, compute_phrase, step_columns
 
 MAX_POINTS = 5000
 

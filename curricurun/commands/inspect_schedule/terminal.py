@@ -1,6 +1,6 @@
 """The terminal view of ``inspect-schedule``: the stage table, the summary line and the LR rule (rich).
 
-A stage row groups the steps that train the same stage (:func:`curricurun.schedule_report.stage_rows`); a
+A stage row groups the steps that train the same stage (:func:`.schedule.stage_rows`); a
 field that ramps inside a row is shown as ``first→last``.
 """
 
@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from curricurun.schedule_report import (
+from curricurun.commands.inspect_schedule.schedule import (
     MAX_STAGE_ROWS,
     Ramp,
     Schedule,

@@ -1,0 +1,1 @@
+"""One module (or package) per CLI command; :mod:`curricurun.cli` only wires Typer to them."""
