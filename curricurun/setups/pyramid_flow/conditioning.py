@@ -1,8 +1,8 @@
 """Optional text conditioning from precomputed embeddings, in place of class labels.
 
 Pyramid-Flow trains on pre-extracted text features and drops the caption with probability 0.1 for guidance, using
-the embedding of the empty prompt as the null condition (research/pyramid_flow.md §1.2 "Text / CFG", §1.4, issues
-#160/#181). We keep one pooled vector per class or per sample: a safetensors file with
+the embedding of the empty prompt as the null condition (``pipeline`` L193, L606-614, L653-656;
+issues #160/#181). We keep one pooled vector per class or per sample: a safetensors file with
 
 - ``embeddings``: float ``[N, D]``: row c for class c (``per: class``) or row i for the split's sample i
   (``per: sample``);

@@ -3,7 +3,7 @@
 A forward call takes one latent tensor per *group* of equally sized samples (one group per pyramid stage in
 training; a single group while sampling) and returns the predicted velocity of every sample. Each sample is
 modulated by its own timestep and condition, and attends only to its own tokens, so the two layouts compute the
-same function (research/pyramid_flow.md §3):
+same function (``modeling_pyramid_flux.py`` L379-489, ``modeling_pyramid_mmdit.py`` L457):
 
 - ``packed``: as Pyramid-Flow, the segments of one row (one group of ``sum(ratios)`` stage columns) are concatenated
   into one token sequence; attention is confined to each segment by a block-diagonal mask (an explicit boolean
@@ -12,7 +12,8 @@ same function (research/pyramid_flow.md §3):
 - ``unpacked``: each stage's samples form an ordinary batch of equal-length sequences.
 
 Positions are per stage on the stage's own integer token grid: 2-D sin-cos added to the tokens (the MMDiT
-variant's kind) or 2-D rotary embeddings on queries and keys (the Flux variant's kind), research §3.
+variant's kind) or 2-D rotary embeddings on queries and keys (the Flux variant's kind),
+``modeling_embedding.py`` L199-308 and ``modeling_pyramid_flux.py`` L101.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class DiTConfig:
     packed_attention: Literal["mask", "flex"] = "mask"
     condition_dim: int | None = None
     """None: class-conditional (a learned embedding per class plus a null class for guidance); an integer: the
-    width of precomputed text embeddings, projected to the hidden size (research §1.4, pooled text features)."""
+    width of precomputed text embeddings, projected to the hidden size (``tools/extract_text_features.py`` L140-148)."""
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int = 256, max_period: float = 10_000.0) -> torch.Tensor:
@@ -160,7 +161,7 @@ class _Group:
 
 
 class PyramidDiT(nn.Module):
-    """Velocity predictor f_θ(x_r, τ, condition) over groups of stage latents (research §2.2, §3)."""
+    """Velocity predictor f_θ(x_r, τ, condition) over groups of stage latents (``pipeline`` L283-302, L339-347)."""
 
     def __init__(self, config: DiTConfig):
         super().__init__()

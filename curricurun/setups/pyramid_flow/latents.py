@@ -1,10 +1,10 @@
 """Where the flow is learned: pixel space (offline, the tiny recipe) or a frozen diffusers ``AutoencoderKL``.
 
 Both normalise as Pyramid-Flow does, ``z ← (z − shift)·scale`` before the pyramid and the inverse before decoding
-(``pipeline`` L578-584, research/pyramid_flow.md §1.3). The autoencoder is a frozen helper of the setup, never
+(``pyramid_dit_for_video_gen_pipeline.py`` L164-176, L578-584). The autoencoder is a frozen helper of the setup, never
 part of the trained model (setups/base.py); diffusers is imported only when it is first used, so recipes that
 name a VAE validate and inspect without it. :class:`LatentCache` keeps each sample's encoding on disk so the VAE
-runs once per image, as Pyramid-Flow pre-extracts its latents (research §1.4).
+runs once per image, as Pyramid-Flow pre-extracts its latents (``tools/extract_video_vae_latents.py``).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class LatentCache:
     The raw encoder output is stored unchanged, so a cached run trains on exactly the values the first pass made.
     Each file carries the encoder's fingerprint and the image size; a cache made by another VAE or size is a user
     error, never silently reused. Keyed by the sample's index in its split: use it without random augmentation
-    (flips, crops), as the reference's pre-extracted latents are (research §1.4). Files are written under a
+    (flips, crops), as the reference's pre-extracted ones are (``dataset_cls.py`` L151). Files are written under a
     temporary name and renamed, so concurrent ranks and interrupted runs never leave a half-written latent.
     """
 

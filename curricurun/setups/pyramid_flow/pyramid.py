@@ -1,7 +1,9 @@
 """The pyramidal flow-matching math: stage windows, timestep bands, the training pair and the stage-jump renoising.
 
-Code convention throughout (research/pyramid_flow.md §2.6): stage 0 is the LOWEST resolution, σ = 1 is pure noise and
-σ = 0 is data. Every formula cites the section of research/pyramid_flow.md that quotes the reference line.
+Code convention throughout (Pyramid-Flow's code; its paper and issue #208 index the other way): stage 0 is the LOWEST
+resolution, σ = 1 is pure noise and σ = 0 is data. Every formula cites the reference line (jy0205/Pyramid-Flow at
+3040d71; ``scheduler`` = ``diffusion_schedulers/scheduling_flow_matching.py``, ``pipeline`` =
+``pyramid_dit/pyramid_dit_for_video_gen_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 TRAIN_TIMESTEPS = 1000
-"""Discrete training timesteps per stage (the scheduler's ``num_train_timesteps``, research §2.1)."""
+"""Discrete training timesteps per stage (the scheduler's ``num_train_timesteps``, ``scheduler`` L70-88)."""
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,10 @@ class StageWindow:
     """One stage's slice of the noise-to-data path.
 
     Attributes:
-        start: S_k, the noise level the stage starts from (corrected for k > 0, research §2.1).
+        start: S_k, the noise level the stage starts from (corrected for k > 0, ``scheduler`` L96-121).
         end: E_k, the noise level it ends at (0 for the last stage).
-        original_start: S_k before the correction (σ at the stage boundary); the renoising uses it (§2.5).
-        timestep_max: the DiT timestep at the stage's start (its band's top, §2.1 "Timestep ranges").
+        original_start: S_k before the correction (σ at the stage boundary); the renoising uses it (L729-743).
+        timestep_max: the DiT timestep at the stage's start (its band's top, ``scheduler`` L123-135).
         timestep_min: the DiT timestep at the stage's end.
     """
 
@@ -36,7 +38,7 @@ class StageWindow:
 
 
 def stage_windows(stages: int, gamma: float = 1 / 3, train_timesteps: int = TRAIN_TIMESTEPS) -> tuple[StageWindow, ...]:
-    """The K windows [S_k, E_k] and their non-overlapping timestep bands (research §2.1).
+    """The K windows [S_k, E_k] and their non-overlapping timestep bands (``scheduler`` L96-149).
 
     The global grid is σ_i = (T − i)/T, i = 0..T−1 (``linspace(1, T, T)[::-1] / T``, schedule shift 1 as both
     launch scripts use). Boundaries are at k/K: S_k^ori = σ[int(k/K·T)] and E_k = σ[int((k+1)/K·T)], with E_{K−1} = 0.
@@ -75,7 +77,7 @@ def stage_windows(stages: int, gamma: float = 1 / 3, train_timesteps: int = TRAI
 
 
 def renoise_coefficients(window: StageWindow, gamma: float = 1 / 3) -> tuple[float, float]:
-    """α and β of the jump into ``window``'s stage: x ← α·U(x) + β·n_blk (research §2.5, inference only).
+    """α and β of the jump into ``window``'s stage: x ← α·U(x) + β·n_blk (``pipeline`` L729-743, inference only).
 
     d = 1 − S_k^ori, α = 1/(√(1 + 1/γ)·(1 − d) + d), β = α·(1 − d)/√γ. Then the upsampled previous end point
     S_k^ori·U(n') + d·U(x) becomes (1 − S_k)·U(x) plus noise of variance S_k² per element and no correlation inside
@@ -88,17 +90,17 @@ def renoise_coefficients(window: StageWindow, gamma: float = 1 / 3) -> tuple[flo
 
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
-    """2× bilinear down-sampling (``get_pyramid_latent``, research §1.3/§2.2): the mean of each 2×2 block."""
+    """2× bilinear down-sampling (``get_pyramid_latent``, ``pipeline`` L554-570): the mean of each 2×2 block."""
     return F.interpolate(x, size=(x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear")
 
 
 def upsample_nearest(x: torch.Tensor) -> torch.Tensor:
-    """2× nearest up-sampling U, used for the previous stage's latent in training and at each jump (§2.2, §2.5)."""
+    """2× nearest up-sampling U, used for the previous stage's latent in training and at each jump (L307, L729)."""
     return F.interpolate(x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="nearest")
 
 
 def clean_pyramid(x: torch.Tensor, stages: int) -> list[torch.Tensor]:
-    """x⁽ᵏ⁾ = D^{K−1−k}(x), lowest resolution first, no rescaling (research §2.2)."""
+    """x⁽ᵏ⁾ = D^{K−1−k}(x), lowest resolution first, no rescaling (``pipeline`` L554-570)."""
     levels = [x]
     for _ in range(stages - 1):
         levels.append(downsample(levels[-1]))
@@ -106,7 +108,7 @@ def clean_pyramid(x: torch.Tensor, stages: int) -> list[torch.Tensor]:
 
 
 def noise_pyramid(noise: torch.Tensor, stages: int) -> list[torch.Tensor]:
-    """n⁽ᵏ⁾ = 2^{K−1−k}·D^{K−1−k}(n): ×2 per halving restores unit variance (a 2×2 mean has variance 1/4, §2.2)."""
+    """n⁽ᵏ⁾ = 2^{K−1−k}·D^{K−1−k}(n): ×2 per halving restores unit variance (a 2×2 mean has variance 1/4, L260-280)."""
     levels = [noise]
     for _ in range(stages - 1):
         levels.append(downsample(levels[-1]) * 2)
@@ -119,7 +121,7 @@ def stage_endpoints(
     clean: list[torch.Tensor],
     noise: list[torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(start, end) of stage k for the samples whose pyramids are ``clean`` and ``noise`` (research §2.2).
+    """(start, end) of stage k for the samples whose pyramids are ``clean`` and ``noise`` (``pipeline`` L307-319).
 
     start = n⁽⁰⁾ for k = 0, else S_k·n⁽ᵏ⁾ + (1 − S_k)·U(x⁽ᵏ⁻¹⁾) (the clean previous stage, the same noise draw);
     end = E_k·n⁽ᵏ⁾ + (1 − E_k)·x⁽ᵏ⁾, or the clean x⁽ᴷ⁻¹⁾ at the last stage.
@@ -139,7 +141,7 @@ def stage_endpoints(
 def stage_times(
     window: StageWindow, uniform: torch.Tensor, train_timesteps: int = TRAIN_TIMESTEPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Within-stage ratio r and DiT timestep τ from u ~ U(0, 1), per sample (research §2.2 "Time sampling").
+    """Within-stage ratio r and DiT timestep τ from u ~ U(0, 1), per sample (``pipeline`` L321-333).
 
     i = clamp(⌊T·u⌋, 0, T − 1), r = 1 − i/T (``sigmas_per_stage``) and τ = linspace(T_max, T_min, T + 1)[i]
     (``timesteps_per_stage``), so τ = T_max + (i/T)·(T_min − T_max): the timestep alone tells the stage.
@@ -150,18 +152,18 @@ def stage_times(
 
 
 def timestep_at(window: StageWindow, ratio: torch.Tensor) -> torch.Tensor:
-    """The DiT timestep of within-stage ratio r: τ = T_max + (1 − r)·(T_min − T_max), linear along the band (§2.2)."""
+    """The DiT timestep of within-stage ratio r: τ = T_max + (1 − r)·(T_min − T_max), linear in the band (L137-149)."""
     return window.timestep_max + (1 - ratio) * (window.timestep_min - window.timestep_max)
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, ratio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noisy input x_r = r·start + (1 − r)·end and the velocity target start − end (research §2.2)."""
+    """The noisy input x_r = r·start + (1 − r)·end and the velocity target start − end (``pipeline`` L339, L347)."""
     r = ratio.reshape(-1, *([1] * (start.dim() - 1))).to(start.dtype)
     return r * start + (1 - r) * end, start - end
 
 
 def block_noise(shape: tuple[int, ...], gamma: float = 1 / 3, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise drawn per 2×2 block from N(0, (1 + γ)I − γ𝟙𝟙ᵀ) (``sample_block_noise``, research §2.5).
+    """Noise drawn per 2×2 block from N(0, (1 + γ)I − γ𝟙𝟙ᵀ) (``sample_block_noise``, ``pipeline`` L697-703).
 
     The covariance has eigenvalue 1 + γ orthogonal to 𝟙 and 1 − 3γ along 𝟙, so its square root is
     √(1 + γ)·(I − P) + √(1 − 3γ)·P with P = 𝟙𝟙ᵀ/4: with z i.i.d. per block, n = √(1 + γ)·(z − z̄) + √(1 − 3γ)·z̄.

@@ -1,4 +1,4 @@
-"""Stage-by-stage sampling: Euler steps inside each stage's window, renoising at each jump (research §2.5).
+"""Stage-by-stage sampling: Euler steps inside each stage's window, renoising at each jump (``pipeline`` L705-788).
 
 Stage 0 starts from pure noise at the lowest resolution. Inside stage k the within-stage ratio r runs from 1 to
 0 and the DiT timestep τ along the stage's band (``set_timesteps``: ``linspace`` over both, L179-206), with the
@@ -23,7 +23,7 @@ from curricurun.setups.pyramid_flow.pyramid import (
 def inference_schedule(
     window: StageWindow, steps: int, train_timesteps: int = TRAIN_TIMESTEPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` DiT timesteps and ``steps + 1`` ratios of one stage (``set_timesteps``, research §2.5).
+    """``steps`` DiT timesteps and ``steps + 1`` ratios of one stage (``set_timesteps``, ``scheduler`` L179-206).
 
     The reference spans its training grids' first and last entries: τ from T_max to T_max + (T−1)/T·(T_min − T_max)
     and r from 1 to 1/T, then appends r = 0, so the last Euler step lands on the stage's end point.

@@ -2,7 +2,7 @@
 
 Each training batch is split by position into pyramid stages (``stage_columns`` of the curriculum's
 ``stage_ratios``: [1, 2, 1] → columns 0, 1, 1, 2), every sample gets its own within-stage time, and the loss is
-the unweighted mean of per-sample velocity MSEs (research/pyramid_flow.md §2.2, §2.4, §3). Evaluation reports the
+the unweighted mean of per-sample velocity MSEs (``calculate_loss``, ``pipeline`` L616-637). Evaluation reports the
 same loss per stage at fixed times and fixed per-sample noise, so two runs are compared on identical draws.
 """
 
@@ -171,7 +171,7 @@ class PyramidFlowSetup:
 
     def stage_mix(self, stage: StageState) -> tuple[int, ...]:
         """The curriculum's ``stage_ratios``; without a ``stage_mixture`` curriculum, the reference class default
-        [1, …, 1] (``sample_ratios=[1, 1, 1]``, research §1.2)."""
+        [1, …, 1] (``sample_ratios=[1, 1, 1]``, ``pipeline`` L121)."""
         ratios = stage.stage_ratios or (1,) * self.params.stages
         if len(ratios) != self.params.stages:
             raise UserError(
@@ -204,7 +204,7 @@ class PyramidFlowSetup:
         return torch.where(dropped, torch.full_like(conditions, self.num_classes), conditions)
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: StageState) -> torch.Tensor:
-        """Mean over samples of the per-sample velocity MSE, each sample at its column's stage (research §2.2, §2.4)."""
+        """Mean over samples of the per-sample velocity MSE, each sample at its column's stage (L616-637)."""
         x = self.latents(batch, "train")
         count, device, stages = x.shape[0], x.device, self.params.stages
         columns = torch.tensor(stage_columns(self.stage_mix(stage), count), device=device)
@@ -277,7 +277,7 @@ class PyramidFlowSetup:
 
     @torch.no_grad()
     def sample(self, model: torch.nn.Module, classes: list[int], seed: int, options: SampleOptions) -> torch.Tensor:
-        """Images ``[N, C, H, W]`` in [0, 1], ``options.per_class`` per class, class by class (research §2.5).
+        """Images ``[N, C, H, W]`` in [0, 1], ``options.per_class`` per class, class by class (``generate_one_unit``).
 
         With per-sample text embeddings, ``classes`` are rows of the embedding table.
         """
@@ -307,5 +307,5 @@ class PyramidFlowSetup:
 
 
 def _per_sample_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Unweighted mean over elements, one value per sample, in float32 (``calculate_loss``, research §2.4)."""
+    """Unweighted mean over elements, one value per sample, in float32 (``calculate_loss``, ``pipeline`` L616-637)."""
     return (prediction.float() - target.float()).pow(2).flatten(1).mean(1)

@@ -1,4 +1,4 @@
-"""VAR: next-scale prediction over a frozen multi-scale tokenizer's token pyramid (setup ``var``; research/var.md).
+"""VAR: next-scale prediction over a frozen multi-scale tokenizer's token pyramid (setup ``var``; FoundationVision/VAR).
 
 Modules: ``attention`` (normalised self-attention, block-causal mask, KV cache), ``blocks`` (the adaLN transformer
 block and the head's adaLN), ``model`` (the transformer, its configuration and VAR's initialisation), ``tokens``

@@ -1,7 +1,7 @@
 """VAR's self-attention: optional L2-normalised queries and keys, the block-causal pyramid mask, a KV cache.
 
-Source: ``models/basic_var.py`` ``SelfAttention`` and ``models/var.py`` (mask construction), research/var.md §1.1
-(``anorm``), §2.2 (the mask sliced to the trained prefix).
+Source: ``models/basic_var.py`` ``SelfAttention`` and ``models/var.py`` (mask construction): ``anorm``
+(``models/basic_var.py:66-72, 101-105``), the mask sliced to the trained prefix (``models/var.py:209``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMALISED_SCALE_INIT = 4.0
-"""``anorm``: the learned per-head logit scale starts at log 4 (research/var.md §1.1)."""
+"""``anorm``: the learned per-head logit scale starts at log 4 (``models/basic_var.py:66-72``)."""
 NORMALISED_SCALE_MAX = 100.0
 """``anorm``: the scale is clamped at log 100 before exponentiation, so logits stay bounded (fp16 stability, VAR#38)."""
 
@@ -28,7 +28,7 @@ def block_causal_mask(levels: torch.Tensor, length: int) -> torch.Tensor:
     """Boolean ``[length, length]`` mask, True where query i may attend key j: level(j) ≤ level(i).
 
     Every token sees all tokens of its own and of coarser scales, none of finer ones (``models/var.py``:
-    ``where(d >= dT, 0, -inf)``). Training at stage p uses the top-left e_p × e_p block (research/var.md §2.2).
+    ``where(d >= dT, 0, -inf)``). Training at stage p uses the top-left e_p × e_p block (``models/var.py:209``).
     """
     prefix = levels[:length]
     return prefix[:, None] >= prefix[None, :]

@@ -1,6 +1,6 @@
 """VAR's transformer block (adaLN self-attention + MLP) and the adaLN before the head.
 
-Source: ``models/basic_var.py`` (``FFN``, ``AdaLNSelfAttn``, ``AdaLNBeforeHead``), research/var.md §1.1-1.2. The
+Source: ``models/basic_var.py`` (``FFN``, ``AdaLNSelfAttn``, ``AdaLNBeforeHead``), lines 33-174. The
 class embedding conditions every block through six modulation vectors per block: gates γ₁, γ₂, scales s₁, s₂ and
 shifts b₁, b₂, in that order (the first 2C rows of the adaLN projection are the gates, which is why VAR initialises
 them with ``alng`` and the other 4C rows with ``aln``).

@@ -1,4 +1,4 @@
-"""The VAR transformer: class-conditional next-scale prediction over a token pyramid (research/var.md §1.1-1.2, §2.2).
+"""The VAR transformer: class-conditional next-scale prediction on a token pyramid (``models/var.py``, arXiv 2404.02905)
 
 The input sequence of a pyramid with patch numbers p_0..p_{K−1} is [start tokens] + [the teacher-forcing input of
 scales 1..K−1], e_{K−1} = L tokens in all; position t predicts token t of the ground-truth pyramid. The start
@@ -26,12 +26,12 @@ PATCH_NUM_SETS: dict[str, tuple[int, ...]] = {
     "512": (1, 2, 3, 4, 6, 9, 13, 18, 24, 32),
     "1024": (1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64),
 }
-"""VAR's ``--pn`` aliases (``utils/arg_util.py:244-249``, research/var.md §1.1)."""
+"""VAR's ``--pn`` aliases (``utils/arg_util.py:244-249``)."""
 
 
 @dataclass(frozen=True)
 class VarConfig:
-    """Everything that determines the transformer (VAR's ``build_vae_var`` arguments, research/var.md §1.1).
+    """Everything that determines the transformer (VAR's ``build_vae_var`` arguments, ``models/__init__.py:19-21``).
 
     Attributes:
         depth: blocks; VAR derives width = 64·depth, heads = depth, drop path = 0.1·depth/24 from it.
@@ -116,7 +116,7 @@ class VarTransformer(nn.Module):
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """VAR's ``init_weights`` (``models/var.py``, research/var.md §1.1), re-derived.
+        """VAR's ``init_weights`` (``models/var.py:237-286``), re-derived.
 
         Every Linear and Embedding weight and the start/position tables: truncated normal with std √(1/(3C));
         biases 0. Then the head's weight ×``init_head``; the head adaLN's weight ×``init_adaln``; in each block the

@@ -1,7 +1,7 @@
 """VAR sampling: scale by scale with a KV cache, classifier-free guidance on a ramp, top-k / top-p.
 
 Source: ``models/var.py`` ``autoregressive_infer_cfg`` and ``models/helpers.py`` ``sample_with_top_k_top_p_``
-(research/var.md §1.1), re-derived. Each scale is one forward pass over its p_k² tokens: the KV cache holds the
+(VAR ``models/var.py``), re-derived. Each scale is one forward pass over its p_k² tokens: the KV cache holds the
 keys and values of the coarser scales, so no mask is needed. The conditional and unconditional halves run as one
 batch of 2B; at scale k the guided logits are (1 + t)·cond − t·uncond with t = cfg·k/(K − 1), so guidance grows
 from 0 at the first scale to ``cfg`` at the last.

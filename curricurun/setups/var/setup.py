@@ -4,7 +4,7 @@ The tokenizer (a directory written by the ``vqvae`` setup's export, or any token
 batch's images into the token pyramid: the ground-truth indices and the teacher-forcing inputs. It is held here,
 not in the trained model, so it is never decayed, clipped or checkpointed, and it is moved lazily to the device of
 the first batch. The curriculum's stage (``progressive_scales``) truncates the pyramid to its first scales; the
-images are never resized (research/var.md §2.2).
+images are never resized (VAR ``utils/arg_util.py:252``, ``train.py:43``).
 
 The transformer's shape depends only on the vocabulary size, the code width Cvae and the patch numbers, so those
 are recipe fields (VAR's defaults: 4096, 32, the 256 set) and ``inspect-model`` needs no tokenizer; they are
@@ -38,7 +38,7 @@ TOKENIZER_CONFIG = "tokenizer.json"  # the vqvae export's configuration file (cu
 
 
 class VarParams(BaseModel):
-    """Recipe fields of the ``var`` setup; defaults are VAR's (``utils/arg_util.py``, research/var.md §1.1)."""
+    """Recipe fields of the ``var`` setup; defaults are VAR's (``utils/arg_util.py:33-81``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -161,7 +161,7 @@ class VarSetup:
         if data is not None and tokenizer.in_channels != data.channels:
             problems.append(f"data channels {data.channels} (tokenizer: {tokenizer.in_channels})")
         if data is not None and tokenizer.image_size != data.image_size:
-            # VAR never resizes for its curriculum: it loads every image at the tokenizer's size (research §2.2).
+            # VAR never resizes for its curriculum: it loads every image at the tokenizer's size (``arg_util.py:252``).
             problems.append(f"data.image_size {data.image_size} (tokenizer: {tokenizer.image_size})")
         if problems:
             raise UserError(
@@ -182,7 +182,7 @@ class VarSetup:
         return truncated_pyramid(self.tokenizer(batch["image"].device), batch["image"], scale_index)
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: StageState) -> torch.Tensor:
-        """VAR's loss at the stage: mean over images of Σ_t w_t·CE_t, w_t = multiplier/L_full (research §2.3)."""
+        """VAR's loss at the stage: mean over images of Σ_t w_t·CE_t, w_t = multiplier/L_full (trainer.py:112-120)."""
         scale_index = stage_scale_index(stage, len(self.patch_nums))
         targets, inputs = self.stage_tokens(batch, scale_index)
         logits = model(batch["label"], inputs, scale_index=scale_index)

@@ -1,6 +1,7 @@
 """What one VAR training step learns from: the truncated token pyramid, its inputs and its loss weights.
 
-Source: research/var.md §2.2 (truncation to e_p tokens, images never resized) and §2.3 (per-token weights 1/L of the
+Source: VAR ``models/quant.py:148, 179``, ``models/var.py:198-209`` (truncation to e_p tokens, images never resized) and
+``trainer.py:92-120`` (per-token weights 1/L of the
 FULL sequence, never renormalised, the newest scale's tokens times ``prog_wp``; loss = mean over images of the
 weighted token sum), re-derived from ``trainer.py`` L37-41, L112-120.
 """

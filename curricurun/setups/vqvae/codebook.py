@@ -1,8 +1,8 @@
 """Codebook options that VAR's recipe does not use: EMA updates, k-means initialisation, dead-code restart.
 
 VAR and vaex learn the codebook by gradient from a uniform ±1/V start and use neither EMA updates nor a data
-initialisation (research/var.md §4, "Fact-check": the secondary article's EMA and data-init claims are false). They
-are the classic remedies for unused codes, offered here as recipe flags so that the two can be compared:
+initialisation (VAR ``models/quant.py:39-46``: an ``nn.Embedding`` learned by gradient, no EMA, no data init).
+They are the classic remedies for unused codes, offered here as recipe flags so that the two can be compared:
 
 - **EMA updates** (van den Oord et al. 2017, appendix A.1; VQ-VAE-2): each code moves to the running mean of the
   vectors assigned to it, N_i ← γN_i + (1 − γ)n_i, M_i ← γM_i + (1 − γ)Σ_{z→i} z, e_i = M_i / Ñ_i with Laplace

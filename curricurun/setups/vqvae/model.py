@@ -1,4 +1,4 @@
-"""The convolutional encoder and decoder of VAR's VQ-VAE (research/var.md §4).
+"""The convolutional encoder and decoder of VAR's VQ-VAE (VAR ``models/basic_vae.py``, ``models/vqvae.py:16-53``).
 
 VAR takes them from latent-diffusion's vq-f16 autoencoder (``models/basic_vae.py``, ``models/vqvae.py:16-53``):
 GroupNorm(32, eps 1e-6) and SiLU in pre-activation residual blocks, a 2× down-sampling convolution between the

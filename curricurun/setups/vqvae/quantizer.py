@@ -1,4 +1,4 @@
-"""VAR's multi-scale residual quantiser and the classic single-scale VQ (research/var.md §4).
+"""VAR's multi-scale residual quantiser and the classic single-scale VQ (VAR and vaex ``models/quant.py``).
 
 Multi-scale residual quantisation (VAR ``models/quant.py:52-104``): the encoder output f ``[B, C, P, P]`` is
 quantised K times, from the coarsest patch number p_0 to the finest p_{K-1} = P. At scale k the residual r (f minus
@@ -9,7 +9,7 @@ h_k is added to f̂ and subtracted from r. φ(h) = (1 − r)·h + r·conv3×3(h)
 scale k (:95-97), and the straight-through estimator passes the decoder's gradient to f unchanged (:98). The
 quantiser runs in fp32 with autocast off (:53-61), whatever precision the rest of the model trains in.
 
-The classic VQ (van den Oord et al. 2017; vaex's single-scale ``VectorQuantizer``, research/var.md §4) is the
+The classic VQ (van den Oord et al. 2017; vaex's single-scale ``VectorQuantizer``, ``models/quant.py:37-102``) is the
 K = 1 case: one scale at the full latent size, no down- or up-sampling, the same φ, loss and estimator.
 """
 
@@ -28,7 +28,7 @@ def phi_index(scale: int, num_scales: int, num_phis: int) -> int:
 
     Scale k sits at k/(K−1) on [0, 1] and takes the φ whose tick is nearest. The n ticks are
     linspace(1/(3n), 1 − 1/(3n), n) when n = 4 and linspace(1/(2n), 1 − 1/(2n), n) otherwise
-    (``PhiPartiallyShared``, ``models/quant.py:218-226``; research/var.md §4). Two of VAR's ten scales are exact ties
+    (``PhiPartiallyShared``, ``models/quant.py:218-226``). Two of VAR's ten scales are exact ties
     on paper (k = 2 and 7 with n = 4): the reference breaks them by float64 ``numpy.linspace`` rounding, so the ticks
     are computed the same way here, and an exact tie goes to the first φ as ``argmin`` does.
     """

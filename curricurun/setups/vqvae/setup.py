@@ -1,6 +1,6 @@
 """The ``vqvae`` setup: VAR's VQ-VAE trained end to end, exported as the tokenizer VAR trains on.
 
-Loss (research/var.md §4; vaex ``utils/arg_util.py:104-108``): l1_weight·|x − x̂| + l2_weight·(x − x̂)² (means over
+Loss (VAR ``models/quant.py:95-97``; vaex ``arg_util.py:104-108``): l1_weight·|x − x̂| + l2_weight·(x − x̂)² (means over
 pixels) + the quantiser's mean over scales of β‖sg(f̂_k) − f‖² + ‖f̂_k − sg(f)‖². vaex's LPIPS and DINO-discriminator
 terms are not included: they need pretrained networks, which curricurun never downloads.
 """
@@ -23,7 +23,7 @@ from curricurun.setups.vqvae.vqvae import VAR_PATCH_NUMS, VQVAE, VQVAEConfig
 
 
 class VqvaeParams(BaseModel):
-    """Recipe fields of the ``vqvae`` setup; the defaults are VAR's ``vae_ch160v4096z32`` (research/var.md §4)."""
+    """Recipe fields of the ``vqvae`` setup; the defaults are VAR's ``vae_ch160v4096z32`` (VAR ``train.py:85-98``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

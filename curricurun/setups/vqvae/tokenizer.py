@@ -1,4 +1,4 @@
-"""The trained VQ-VAE as a frozen multi-scale tokenizer: what VAR trains on (research/var.md §2.2, §4).
+"""The trained VQ-VAE as a frozen multi-scale tokenizer: what VAR trains on (``models/quant.py:135-184``).
 
 A tokenizer is a directory with ``tokenizer.safetensors`` (the weights) and ``tokenizer.json`` (the model
 configuration); the ``vqvae`` setup writes one to ``<run_dir>/tokenizer/`` at the end of training::

@@ -1,4 +1,4 @@
-"""The VQ-VAE: encoder → 3×3 quant conv → quantiser → 3×3 post-quant conv → decoder (research/var.md §4).
+"""The VQ-VAE: encoder → 3×3 quant conv → quantiser → 3×3 post-quant conv → decoder (VAR ``models/vqvae.py``).
 
 The layout and defaults are VAR's ``models/vqvae.py:16-53``: ``vae_ch160v4096z32`` is ch 160, ch_mult
 (1, 1, 2, 2, 4) (16× down-sampling), 2 residual blocks per level, attention on, dropout 0, V = 4096, Cvae = 32,

@@ -1,7 +1,7 @@
 """Task-aligned assignment of anchors to people, with box IoU multiplied by pose OKS (YOLO-NAS-Pose).
 
 Semantics of super-gradients' ``YoloNASPoseTaskAlignedAssigner`` (TOOD's assigner, Feng et al. 2021, §3.2.1)
-with the recipe's settings (research/yolo_nas_pose.md §1.2): top-k 13, α 1, β 6, ``multiply_by_pose_oks``.
+with the recipe's settings (SG 3.7.1 ``yolo_nas_pose_loss.py:287-304``): top-k 13, α 1, β 6, ``multiply_by_pose_oks``.
 
 For every person g and anchor a whose centre lies inside g's box:
 

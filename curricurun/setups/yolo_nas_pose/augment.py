@@ -3,7 +3,7 @@
 Every random draw comes from the ``torch.Generator`` the caller passes, in the order SG draws them, so a
 sample's augmentation depends on its index and seed only (not on the worker or the rank). The transforms and
 their order are SG's ``coco_pose_estimation_yolo_nas_mosaic_dataset_params.yaml`` (N/S) and ``..._mosaic_heavy_...``
-(M/L) (research/yolo_nas_pose.md §1.4); each function cites the SG file under
+(M/L) (SG 3.7.1 ``coco_pose_estimation_yolo_nas_mosaic*_dataset_params.yaml``); each function cites the SG file under
 ``src/super_gradients/training/transforms/keypoints/`` whose semantics it follows. Images are float ``[C, H, W]``
 on 0..255 and are clamped there wherever SG's uint8 image would saturate; SG's uint8 rounding is not imitated.
 """

@@ -1,6 +1,6 @@
 """Building blocks of YOLO-NAS: QARepVGG, conv-BN-ReLU, the CSP layer and its stages.
 
-Layouts follow super-gradients 3.7.1 (research/yolo_nas_pose.md §2.1): ``modules/qarepvgg_block.py`` and
+Layouts follow super-gradients 3.7.1 (``yolo_nas_pose_*_arch_params.yaml``): ``modules/qarepvgg_block.py`` and
 ``models/detection_models/yolo_nas/yolo_stages.py``. Attribute names inside the blocks follow SG's to make a
 side-by-side comparison easy; the code is re-derived from the block diagrams.
 """

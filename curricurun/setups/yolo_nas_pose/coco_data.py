@@ -15,7 +15,7 @@ split needs from a Hub dataset repo holding the same layout, or the official zip
 folder itself, so it then reads exactly like a local unzipped copy; a ``.<zip name>.extracted`` marker skips them
 on later runs (the unpacked copy doubles the disk space: the zips stay, they are the Hub cache's files).
 
-What SG's ``COCOPoseEstimationDataset`` does, and this module with it (research/yolo_nas_pose.md §1.4; SG's
+What SG's ``COCOPoseEstimationDataset`` does, and this module with it (super-gradients 3.7.1; SG's
 ``pose_estimation_datasets/coco_pose_estimation_dataset.py`` and ``coco_utils.py``):
 
 - Samples are the JSON's ``images`` in file order; each image's instances are its annotations in file order.

@@ -1,7 +1,8 @@
 """The NDFL pose head: per level, a box branch (classification + distribution regression) and a pose branch.
 
 Layout from super-gradients 3.7.1 ``yolo_nas_pose_dfl_head.py`` / ``yolo_nas_pose_ndfl_heads.py`` with the
-recipe's settings (research/yolo_nas_pose.md §2.1, §2.3): one detection class, ``pose_conf_in_class_head`` (the
+recipe's settings (SG 3.7.1 ``yolo_nas_pose_n_arch_params.yaml:89-132``,
+``yolo_nas_pose_ndfl_heads.py:126-206``): one detection class, ``pose_conf_in_class_head`` (the
 classification conv also predicts one visibility logit per keypoint), no shared stem, no grouped first conv,
 plain conv-BN-ReLU pose blocks, ``reg_max`` 16, grid-cell offset 0.5 compensated when decoding keypoints.
 """

@@ -3,7 +3,7 @@
 This is the documented format for custom keypoint data (a recipe's ``setup.keypoints`` section, or the
 ``coco_person`` and ``ibug_face_68`` presets). The COCO values are super-gradients'
 ``coco_pose_common_dataset_params.yaml``, whose sigmas come from pycocotools' ``cocoeval.py``
-(research/yolo_nas_pose.md §1.3).
+(SG 3.7.1 ``recipes/dataset_params/coco_pose_common_dataset_params.yaml``).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _ibug_flip_map() -> list[int]:
 _IBUG_REGIONS = (("jaw", 17), ("brow", 10), ("nose", 9), ("eye", 12), ("mouth", 20))
 
 # σ = 0.1 everywhere: iBUG publishes no per-landmark spread, and 0.1 is what super-gradients' pose metric uses for a
-# keypoint set without sigmas (pose_estimation_metrics.py, research/yolo_nas_pose.md §1.2). COCO's tight 0.025
+# keypoint set without sigmas (SG's ``pose_estimation_metrics.py:107-115``). COCO's tight 0.025
 # (its eyes) was tried first and does not train: an untrained model's landmarks sit ~1/3 of a face away, OKS is
 # then about e^-22, and both the OKS-weighted task-aligned assignment (every assigned score ~0: no positives) and
 # the OKS regression loss 1 - exp(-e) (no gradient) vanish. With 0.1 an error of 2σ = 20 % of the face size still

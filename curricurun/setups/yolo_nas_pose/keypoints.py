@@ -1,7 +1,7 @@
 """Geometry of pose samples: horizontal flip with a flip map, longest-side resize, centre or bottom-right padding.
 
 Semantics of super-gradients' ``KeypointsRandomHorizontalFlip``, ``KeypointsLongestMaxSize`` and
-``KeypointsPadIfNeeded`` (research/yolo_nas_pose.md §1.4). The training pipeline pads at the centre and the
+``KeypointsPadIfNeeded`` (SG's ``keypoints_pad_if_needed.py:19-99``). The training pipeline pads at the centre and the
 validation pipeline at the bottom-right; SG's maintainer says there is no specific reason (#1807), but the two
 are not interchangeable: bottom-right padding leaves every coordinate unchanged, so predictions map back to the
 original image by one scale factor, and it is the only one SG can turn into ``predict()`` preprocessing.

@@ -1,6 +1,6 @@
 """YOLO-NAS-Pose loss: focal classification, CIoU and DFL boxes, focal keypoint visibility, OKS keypoint regression.
 
-Semantics of super-gradients' ``YoloNASPoseLoss`` with the recipe's settings (research/yolo_nas_pose.md §1.2):
+Semantics of super-gradients' ``YoloNASPoseLoss`` with the recipe's settings (``..._pose_train_params.yaml:21-34``):
 classification ``focal`` (no α) against the assigner's soft targets, CIoU weight 2.5, DFL weight 0.01 (0.5 for
 M/L), keypoint visibility focal (α 0.25, γ 2) weight 1, keypoint regression ``1 − exp(−e)`` weight 34 (10 for
 M/L), and every positive's box and pose terms weighted by its soft target (``rescale_pose_loss_with_assigned_score``)

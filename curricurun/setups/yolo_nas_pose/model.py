@@ -1,8 +1,9 @@
 """YOLO-NAS-Pose N/S/M/L: YOLO-NAS backbone and PAN neck of QARepVGG blocks, NDFL pose head at strides 8/16/32.
 
 Every width, depth and flag below is copied from super-gradients 3.7.1
-``recipes/arch_params/yolo_nas_pose_{n,s,m,l}_arch_params.yaml`` (research/yolo_nas_pose.md §2.1). With 17
-keypoints the parameter counts equal SG's exactly (§2.2, tests/setups/test_yolo_nas_pose_model.py).
+``recipes/arch_params/yolo_nas_pose_{n,s,m,l}_arch_params.yaml`` (super-gradients 3.7.1). With 17
+keypoints the parameter counts equal SG's exactly (SG 3.7.1 counted once,
+tests/setups/test_yolo_nas_pose_model.py).
 """
 
 from __future__ import annotations

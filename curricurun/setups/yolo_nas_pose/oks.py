@@ -1,6 +1,6 @@
 """OKS average precision and recall with COCO's keypoint evaluation semantics, re-derived.
 
-COCO (pycocotools ``cocoeval.py``, ``iouType='keypoints'``; the metric of research/yolo_nas_pose.md §1.2, §2.4):
+COCO (pycocotools ``cocoeval.py``, ``iouType='keypoints'``; the metric of SG's ``PoseEstimationMetrics``):
 
 * OKS(d, g) = mean over g's labelled keypoints of exp(−dist² / (2·area_g·(2σ_k)²)); when g has no labelled
   keypoint, dist is the distance from each predicted keypoint to g's box enlarged by its size on every side,

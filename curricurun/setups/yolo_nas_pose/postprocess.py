@@ -1,7 +1,7 @@
 """From raw head outputs to poses: confidence threshold, pre-NMS top-k, class-agnostic box NMS, keep the best.
 
 Order and defaults of super-gradients' ``YoloNASPosePostPredictionCallback`` as the pose recipes configure it
-for validation (research/yolo_nas_pose.md §1.2): confidence ≥ 0.01, at most 300 boxes into NMS, NMS IoU 0.7,
+for validation (``..._pose_train_params.yaml:48-58``): confidence ≥ 0.01, at most 300 boxes into NMS, NMS IoU 0.7,
 at most 30 poses per image.
 """
 

@@ -94,7 +94,7 @@ class YoloNasPoseSetup:
     # --- data (setups/base.py SetupWithOwnData) -------------------------------------------------------------
 
     def load_split(self, data, split: str, max_samples: int | None) -> KeypointData:
-        """COCO-format keypoints; SG masks crowd instances as normal ones in training only (§1.4)."""
+        """COCO-format keypoints; SG masks crowd instances as normal ones in training only (SG's crowd action)."""
         crowd = self.params.train_crowd if split == data.train_split else "no_action"
         return load_keypoint_split(
             data.source,
