@@ -1,9 +1,8 @@
 """Exponential moving average of the model weights, with a decay that ramps up with the step.
 
 Early in training the weights move fast and a decay near 1 would keep the average stuck near the random
-initialisation, so super-gradients ramps the decay up (``training/utils/ema_decay_schedules.py:38-61``,
-research/yolo_nas_pose.md §1.2). The decay is a pure function of the step, so resume needs only the
-step and the averaged weights.
+initialisation, so super-gradients ramps the decay up (SG 3.7.1 ``training/utils/ema_decay_schedules.py:38-61``).
+The decay is a pure function of the step, so resume needs only the step and the averaged weights.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ def ema_decay_at(
 ) -> float:
     """The EMA decay for the update after optimizer step ``step``.
 
-    super-gradients' schedules (``ema_decay_schedules.py:25-61``, research/yolo_nas_pose.md §1.2):
+    super-gradients' schedules (``ema_decay_schedules.py:25-61``):
 
     - ``constant``: ``decay``.
     - ``threshold``: min(decay, (1 + step)/(10 + step)); YOLO-NAS-Pose N/S use decay 0.997.

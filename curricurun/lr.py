@@ -1,10 +1,10 @@
 """Learning rate and weight decay as pure functions of the optimizer step, and the world-size LR rule.
 
 Why pure functions and not a torch scheduler: Accelerate steps a *prepared* scheduler ``num_processes``
-times per optimizer step (research/ecosystem.md §1.7), and a scheduler's own counter is one more piece of
-state to checkpoint. The engine instead calls ``schedule.ratio_at(step)`` every optimizer step and writes
-the result with :func:`apply_to_optimizer`; resume needs only the step (nanoGPT's ``get_lr(it)``, timm's
-stateless schedulers, research/ecosystem.md §2.4).
+times per optimizer step (accelerate ``scheduler.py`` ``AcceleratedScheduler``; accelerate#2926), and a
+scheduler's own counter is one more piece of state to checkpoint. The engine instead calls
+``schedule.ratio_at(step)`` every optimizer step and writes the result with :func:`apply_to_optimizer`; resume needs only the step (nanoGPT's ``get_lr(it)``, timm's
+stateless schedulers, ``timm/scheduler/scheduler.py``).
 
 The LR that the engine writes is ``rule.effective_lr × schedule.ratio_at(step)``, where ``rule`` is the
 world-size rule (:func:`resolve_lr_rule`), computed once, logged and stored in the checkpoint.
@@ -26,16 +26,16 @@ _VAR_NAMED_SHAPES = ("lin", "lin0", "lin00", "cos", "exp")
 VALID_SHAPES_TEXT = "constant, cosine, linear, step, sg_cosine, lin, lin0, lin00, lin<T> with 0<T<1, cos, exp"
 
 # VAR's named linear shapes are a plateau of T (post-warm-up fraction) at the peak, then linear to wpe
-# (research/var.md §3). ``exp`` uses the same 0.15 plateau.
+# (VAR ``utils/lr_control.py:10-43``). ``exp`` uses the same 0.15 plateau.
 _VAR_PLATEAU = {"lin": 0.15, "lin0": 0.05, "exp": 0.15}
 
 
 def global_batch_size(per_device_batch: int, world_size: int, accumulation: int = 1) -> int:
     """Samples per optimizer step over all ranks: per-device batch × world size × gradient accumulation.
 
-    The same convention as timm (``batch_size × world_size × grad_accum_steps``, research/ecosystem.md §2.4),
-    ET++/ConvNeXt (``batch_size × update_freq × world_size``, research/efficienttrain.md §3) and VAR
-    (``ac × per-GPU × world``, research/var.md §6 item 1).
+    The same convention as timm (``batch_size × world_size × grad_accum_steps``, timm ``train.py``),
+    ET++/ConvNeXt (``batch_size × update_freq × world_size``, ``main_buffer.py`` L365-366) and VAR
+    (``ac × per-GPU × world``, ``utils/arg_util.py:255-260``).
     """
     for name, value in (
         ("per_device_batch", per_device_batch),
@@ -53,7 +53,7 @@ class LrRule:
 
     ``effective_lr = base_lr × scale(ratio)`` with ``ratio = global_batch / reference_batch`` and scale
     linear (Goyal et al.), sqrt (Krizhevsky; timm's default for Adam-like optimizers) or none
-    (research/ecosystem.md §2.3 DeepSpeed ``scale_lr``, §2.4 timm ``--lr-base-scale``).
+    (DeepSpeed ``scale_lr``, PR deepspeedai/DeepSpeed#7104; timm ``--lr-base-scale``).
 
     Attributes:
         rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
@@ -117,9 +117,9 @@ def resolve_lr_rule(
 ) -> LrRule:
     """Scale the recipe's base LR to this run's global batch.
 
-    The reference batch is either given (VAR: 256 per ``tblr``, research/var.md §1.1; ET++: 4096,
-    research/efficienttrain.md §3) or ``reference_world_size × per_device_batch``: super-gradients recipes
-    give a per-GPU batch and an LR tuned on 8 GPUs (research/yolo_nas_pose.md §0, §3). That second
+    The reference batch is either given (VAR: 256 per ``tblr``, ``utils/arg_util.py:260``; ET++: 4096,
+    ``main_buffer.py`` L106-107) or ``reference_world_size × per_device_batch``: super-gradients recipes
+    give a per-GPU batch and an LR tuned on 8 GPUs (``coco2017_yolo_nas_pose_s.yaml:42-43``, SG#1807). That second
     convention suits recipes whose per-device batch is fixed; if a recipe fixes the *global* batch instead,
     give ``reference_batch``, otherwise the reference would move with the per-device batch.
 
@@ -195,8 +195,8 @@ class LrSchedule:
     """The LR multiplier (of ``LrRule.effective_lr``) at each optimizer step.
 
     Warm-up (all shapes but ``sg_cosine``): for step < W = round(warmup_steps), the ratio rises linearly
-    ``warmup_start_ratio + (1 − warmup_start_ratio)·step/W`` (VAR ``utils/lr_control.py``, research/var.md
-    §3). W is rounded as VAR rounds ``wp_it`` (Python's ``round``).
+    ``warmup_start_ratio + (1 − warmup_start_ratio)·step/W`` (VAR ``utils/lr_control.py:10-65``).
+    W is rounded as VAR rounds ``wp_it`` (Python's ``round``).
 
     Generic shapes, after warm-up and ``hold_steps`` at the peak, with D = W + hold_steps and progress
     p = (step − D)/(total_steps − D) clipped to [0, 1]:
@@ -206,7 +206,7 @@ class LrSchedule:
     - ``linear``: 1 − (1 − final)p.
     - ``step``: gamma^k, k = the number of ``milestones`` (fractions of the post-warm-up steps) with p ≥ it.
     - ``sg_cosine``: super-gradients' ``LinearBatchLRWarmup`` + ``CosineLRScheduler`` exactly
-      (``callbacks.py:317-379, 489-513``, research/yolo_nas_pose.md §1.2, §0). It differs from ``cosine``
+      (SG 3.7.1 ``callbacks.py:317-379, 489-513``, SG#1807). It differs from ``cosine``
       in three ways: the warm-up is ``linspace(start, 1, W)`` (it reaches 1 at step W − 1, not W); the
       cosine is ``final + (1 − final)·½(1 + cos(π t/(T + 1)))`` with T = total − W − hold, so the final
       ratio is never quite reached; and the callback sets the LR *after* an optimizer step, so step g
@@ -214,7 +214,7 @@ class LrSchedule:
       ``warmup_start_ratio = 1e-6 / initial_lr``, ``hold_steps = lr_warmup_epochs (10) × steps per epoch``,
       ``total_steps = max_epochs (1000) × steps per epoch`` even when early stopping ends the run sooner.
 
-    VAR shapes (``utils/lr_control.py:10-43``, research/var.md §3), with pasd = (step − W)/(total − 1 − W)
+    VAR shapes (``utils/lr_control.py:10-43``), with pasd = (step − W)/(total − 1 − W)
     and rest = 1 − pasd; ``final_ratio`` is VAR's ``wpe``:
 
     - ``cos``: wpe + (1 − wpe)(½ + ½cos(π·pasd)).
@@ -324,7 +324,7 @@ class LrSchedule:
 
 
 def _var_ratio(shape: str, pasd: float, wpe: float) -> float:
-    """VAR's post-warm-up LR ratio (``utils/lr_control.py:17-43``, research/var.md §3)."""
+    """VAR's post-warm-up LR ratio (``utils/lr_control.py:17-43``)."""
     rest = 1 - pasd
     if shape == "cos":
         return wpe + (1 - wpe) * (0.5 + 0.5 * math.cos(math.pi * pasd))
@@ -349,7 +349,7 @@ class WeightDecaySchedule:
     """Weight decay at each step: constant, or a cosine from ``wd`` to ``wd_end`` over the whole run.
 
     The cosine is VAR's: wd_end + (wd − wd_end)(½ + ½cos(π·step/(total_steps − 1))), warm-up included
-    (``utils/lr_control.py:47-48``, research/var.md §3); with VAR's d30/d36 recipes it *rises* from 0.05 to
+    (``utils/lr_control.py:47-48``); with VAR's d30/d36 recipes it *rises* from 0.05 to
     0.08. ``wd_end=None`` (VAR's ``twde=0``) keeps ``wd`` constant.
 
     Attributes:
@@ -383,7 +383,7 @@ def apply_to_optimizer(optimizer: torch.optim.Optimizer, lr: float, weight_decay
 
     A group's optional ``lr_scale`` multiplies the LR (VAR's ``lr_sc``, ``utils/lr_control.py:54``). Weight
     decay goes only to groups with ``weight_decay_applies`` true, as built by
-    :func:`curricurun.param_groups.split_decay_groups` (VAR schedules only its 'D' group, research/var.md §3).
+    :func:`curricurun.param_groups.split_decay_groups` (VAR schedules only its 'D' group, lr_control.py:85-88).
 
     Raises:
         ValueError: ``weight_decay`` is given but a group lacks ``weight_decay_applies``, which would

@@ -2,8 +2,8 @@
 
 Weight decay pulls weights towards zero. That regularises matrices and convolution kernels, but on biases,
 norm scales/shifts, embeddings and learned tokens it only shifts the function, so the usual rule (and
-VAR's, ``utils/lr_control.py:68-88``, research/var.md §3; super-gradients'
-``zero_weight_decay_on_bias_and_bn``, research/yolo_nas_pose.md §1.2) exempts them.
+VAR's, ``utils/lr_control.py:68-88``; super-gradients'
+``zero_weight_decay_on_bias_and_bn``, ``coco2017_yolo_nas_pose_train_params.yaml:15``) exempts them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-# VAR's no-weight-decay keys, matched as substrings of parameter names (``train.py:110-116``, research/var.md §3).
+# VAR's no-weight-decay keys, matched as substrings of parameter names (VAR ``train.py:110-116``).
 VAR_NO_DECAY_NAMES: tuple[str, ...] = (
     "cls_token",
     "start_token",
@@ -45,7 +45,7 @@ def split_decay_groups(
     - its name contains one of ``no_decay_names`` (substring match, as VAR does).
 
     VAR's exact rule is ``no_decay_names=VAR_NO_DECAY_NAMES, decay_embeddings=True``: VAR decays its class
-    embedding and exempts ``lvl_embed`` only through the key list (research/var.md §3). VAR treats a 0-dim
+    embedding and exempts ``lvl_embed`` only through the key list (``utils/lr_control.py:85-88``). VAR treats a 0-dim
     parameter as decayed; here it is not (ndim <= 1), which VAR's models never meet.
 
     Frozen parameters (``requires_grad=False``) are left out: the optimizer should not hold them.

@@ -3,7 +3,7 @@
 The IDX format (LeCun et al., "THE MNIST DATABASE", yann.lecun.com/exdb/mnist, section "FILE FORMATS"):
 a 4-byte magic number ``0x00 0x00 <type code> <number of dimensions>``, then one big-endian 32-bit size
 per dimension, then the values in C order, big-endian. Fashion-MNIST ships the same format
-(research/datasets.md §1.1: ``/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``).
+(Debian's dataset-fashion-mnist: ``/usr/share/datasets/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``).
 
 The images stay one uint8 array: a sample is then a zero-copy slice, which is what keeps
 ``ImageClassificationData.image`` in the microseconds for 70k Fashion-MNIST images.

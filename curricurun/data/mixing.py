@@ -1,7 +1,7 @@
 """Batch-level augmentation of EfficientTrain++ / DeiT recipes: random erasing, Mixup and CutMix, through timm.
 
-ET++ trains with timm's defaults as the ConvNeXt code sets them (research/efficienttrain.md §1.1,
-``main_buffer.py``): ``RandomErasing(0.25, mode="pixel")`` on every normalised sample, then
+ET++ trains with timm's defaults as the ConvNeXt code sets them (ET++
+``main_buffer.py`` L116-151): ``RandomErasing(0.25, mode="pixel")`` on every normalised sample, then
 ``Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode="batch")`` on the batch, with label
 smoothing 0.1 folded into the mixed targets. Both are timm's own classes; this module only decides where they
 run and makes their randomness a function of the step.

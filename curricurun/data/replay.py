@@ -1,6 +1,6 @@
 """EfficientTrain++'s replay buffer: when the loader is the bottleneck, train on each decoded sample several times.
 
-What the reference does (``engine_buffer.py`` L39-92, research/efficienttrain.md §3 "Replay buffer"):
+What the reference does (``engine_buffer.py`` L39-92, ``main_buffer.py`` L428-434):
 
 1. the loader makes ``1/replay_times`` of the batch (the launcher divides the per-GPU batch by it);
 2. the fresh batch is stored on the host as fp16, cut into ``chunks`` (32) chunks;
@@ -39,7 +39,7 @@ def planned_host_bytes(buffer_size: int, fresh_per_device: int, channels: int, s
     """Host RAM of a full buffer on one process: ``buffer_size`` fresh batches of fp16 images plus labels.
 
     ResNet-50 at 96 px (``_ET_pp_wReplay_main_res50.py``): 1920 batches × 128 images × 3·96·96 × 2 bytes =
-    13.59 GB of images per process (research/efficienttrain.md §3 table: 245,760 images, 13.6 GB).
+    13.59 GB of images per process (245,760 images, 13.6 GB; ``_ET_pp_wReplay_main_res50.py`` L21-22).
     """
     return buffer_size * fresh_per_device * (channels * side * side * FP16_BYTES + LABEL_AND_INDEX_BYTES)
 
@@ -110,8 +110,8 @@ class ReplayBuffer:
 class ReplayStages:
     """Per-step replay settings of a plan and the buffer of the current stage.
 
-    Stage k of n covers the compute fraction [k/n, (k+1)/n) of the plan (ET++'s stage axis, research/
-    efficienttrain.md §1.1), read before each step as the curricula read it.
+    Stage k of n covers the compute fraction [k/n, (k+1)/n) of the plan (ET++'s stage axis,
+    ``_ET_pp_main_res50.py`` L37-63), read before each step as the curricula read it.
 
     Args:
         config: the recipe's ``data.replay`` (``replay_times``, ``buffer_size``, ``chunks`` per stage).
@@ -243,7 +243,7 @@ def fresh_positions(fresh_batches: np.ndarray, dataset_size: int) -> tuple[np.nd
 
 
 def _decimal_bytes(count: int) -> str:
-    """``13.59 GB``, ``1.23 MB``: decimal units, as the research table states the reference's needs."""
+    """``13.59 GB``, ``1.23 MB``: decimal units, as ET++'s TRAINING.md states the reference's needs."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if count >= size:
             return f"{count / size:.2f} {unit}"

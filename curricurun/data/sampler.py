@@ -2,12 +2,12 @@
 
 Why not Accelerate's sharded loader: its default sampler state is not saved, ``skip_first_batches`` replays
 the wrong permutation after the first epoch (accelerate#2016, #2823), and a custom batch sampler is not told
-the epoch (research/ecosystem.md §1.3–1.5). Here the order is a pure function of (seed, epoch) read from the
-:class:`~curricurun.plan.TrainingPlan`, so starting at step ``s`` is just starting the loop at ``s``.
+the epoch (accelerate ``data_loader.py`` ``DataLoaderShard.set_epoch``). Here the order is a pure function of
+(seed, epoch) read from the :class:`~curricurun.plan.TrainingPlan`, so starting at step ``s`` is just starting the loop at ``s``.
 
 Each sampled element carries its stage (resolution, RandAugment magnitude, bandwidth) and its own
 augmentation seed, the trick of timm's ``ScheduledBatchSampler``: DataLoader workers then apply the right
-size and magnitude to every sample without being told about stage changes (research/ecosystem.md §1.8.6).
+size and magnitude to every sample without being told about stage changes (timm ``scheduled_sampler.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Three sources, one result (:class:`ImageClassificationData`):
   ``datasets.Dataset`` from them was measured on Fashion-MNIST train (2 cores): 2.4 s to build and
   370 µs per row read, against 0.3 s to parse and 2 µs per ``image(i)`` for the array.
 
-Fashion-MNIST, offline and on the Hub, is the same recipe with one override (research/datasets.md §1.1)::
+Fashion-MNIST, offline and on the Hub, is the same recipe with one override (docs/offline-data.md)::
 
     data.source=idx  data.path=/usr/share/datasets/fashion-mnist      # Debian dataset-fashion-mnist
     data.source=hub  data.path=zalando-datasets/fashion_mnist          # the Hub copy

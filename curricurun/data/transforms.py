@@ -1,9 +1,9 @@
 """Per-sample image transforms at the stage's size, seeded per sample so any worker gives the same result.
 
-Train order, EfficientTrain++ (research/efficienttrain.md §2.2: crop at base → flip → RandAugment at base →
+Train order, EfficientTrain++ (``datasets_buffer.py`` L57-89: crop at base → flip → RandAugment at base →
 Lanczos down to B → normalise): random crop with zero padding at the image's own size → horizontal flip →
 RandAugment → resize to the stage size → ``(x/255 − mean)/std``. The stage size is the low-frequency
-bandwidth B when one is set (Lanczos-3, the ET++ stand-in for the Fourier crop, which §2.3 found the
+bandwidth B when one is set (Lanczos-3, the ET++ stand-in for the Fourier crop, which docs/references.md found the
 closest PIL filter to it), else the stage resolution (antialiased bilinear).
 
 Cheap low-resolution stages (DESIGN.md, "Low-resolution stages must be cheap"; composer#728). The crop is a
@@ -16,7 +16,7 @@ B = 14 (torchvision's tensor resize in the same place: 47 / 96 µs); RandAugment
 about 300 µs, mostly torchvision's per-op dispatch.
 
 RandAugment magnitude. ``magnitude`` is on timm's scale, the one EfficientTrain++ ramps
-(``rand-m{m}-mstd0.5-inc1``, m = 0…9, maximum 10 = timm's ``_LEVEL_DENOM``; research/ecosystem.md §2.4):
+(``rand-m{m}-mstd0.5-inc1``, m = 0…9, maximum 10 = timm's ``_LEVEL_DENOM``, ``auto_augment.py``):
 an op runs at the fraction m/10 of its range. torchvision's ``RandAugment`` indexes a table of
 ``num_magnitude_bins`` values from 0 to the same maxima as timm's increasing ops (rotate 30°, shear 0.3,
 enhance 1 ± 0.9, solarize threshold 255 → 0; translate 0.453 × size against timm's 0.45), so with 31 bins

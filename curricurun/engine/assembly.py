@@ -157,7 +157,8 @@ def _compute_indexed_learning_rate(recipe, plan: TrainingPlan, rule: LrRule, sha
 
     EfficientTrain++ rebuilds its cosine every stage over ``E·(224/B)²`` loader epochs and rescales the epoch
     counter by ``(B_prev/B_new)²`` at each restart, so its LR is a function of the compute fraction, not of the
-    step (research/efficienttrain.md §1.1, §3). Here position = compute spent before the step; the length is
+    step (ET++ ``utils_buffer.py`` L533-542, ``engine_buffer.py`` L100-110). Here position = compute spent before
+    the step; the length is
     the budget (``budget_epochs`` × steps per epoch, else the plan's whole compute); the warm-up is counted in
     compute too (ET++: 20 of 1088 stage-0 epochs = 1.8% of the budget; DeiT: 20%).
     """

@@ -1,7 +1,7 @@
 """Optimiser construction from the recipe's ``optim`` section.
 
 Weight decay is written into the decayed groups by the engine every step (it may follow a schedule), so
-every group is created with ``weight_decay=0`` here, as VAR does (research/var.md §3).
+every group is created with ``weight_decay=0`` here, as VAR does (``train.py:121``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Everything that varies during a run is read from the :class:`~curricurun.plan.TrainingPlan` by step
 number, so the loop keeps no hidden state and a resumed run continues bit for bit (on CPU).
 
-Placement rules worth knowing (research/ecosystem.md §1):
+Placement rules worth knowing (Accelerate 1.15, docs/accelerate-notes.md):
 - no LR scheduler is ``prepare``d: Accelerate would step it ``num_processes`` times per optimizer step;
 - the DataLoader is not ``prepare``d either: our sampler is already rank-aware (preparing would shard it
   twice) and resumable (Accelerate's default sampler state is not saved);
@@ -57,10 +57,10 @@ def make_accelerator(recipe, run_dir: Path):
     precision = recipe.training.precision
     return Accelerator(
         # "auto" defers to the launcher (`accelerate launch --mixed_precision ...`): an explicit value in
-        # code would override the launcher's flag (research/ecosystem.md §1.1).
+        # code would override the launcher's flag (accelerate ``state.py`` ``AcceleratorState``).
         mixed_precision=None if precision == "auto" else precision,
         # Without cpu=True, processes spawned by torchrun on a machine with no GPU each run alone
-        # (DistributedType.NO): silent duplicate training (research/ecosystem.md §1.2).
+        # (DistributedType.NO): silent duplicate training (accelerate ``state.py`` ``_prepare_backend``).
         cpu=not torch.cuda.is_available(),
         log_with=list(recipe.training.log_with) or None,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),

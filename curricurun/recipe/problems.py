@@ -4,7 +4,7 @@ Every problem reads ``<where>: <dotted.path>: <what was expected>, got <what was
 ``recipe.yaml: optim.lr: expected a positive number, got 'abc'``. The expectation is worked out from the
 field's own type and bounds (``float`` with ``gt=0`` → "a positive number"), so a value that fails to
 parse and a value out of bounds get the same sentence. Unknown keys get a difflib suggestion, as
-torchtune's ``tune validate`` reports every problem of a config at once (research/ecosystem.md §2.1).
+torchtune's ``tune validate`` reports every problem of a config at once (torchtune ``config/_validate.py``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ OpenUnitFraction = Annotated[float, Field(gt=0, lt=1)]
 AdamBeta = Annotated[float, Field(ge=0, lt=1)]
 
 SCHEDULE_SHAPES = ("constant", "cosine", "linear", "step", "sg_cosine", "lin", "lin0", "lin00", "cos", "exp", "auto")
-"""Named LR shapes; ``lin<T>`` with 0 < T < 1 (VAR's two-slope decay, research/var.md §4) is accepted too."""
+"""Named LR shapes; ``lin<T>`` with 0 < T < 1 (VAR's two-slope decay, ``utils/lr_control.py:10-43``) is accepted too."""
 
 
 class Section(BaseModel):
@@ -90,7 +90,7 @@ class AugmentConfig(Section):
 
     ``mixup`` / ``cutmix`` are the Beta(α, α) parameters of timm's ``Mixup`` (0 = off) and ``random_erasing``
     the probability of timm's ``RandomErasing``; EfficientTrain++ trains with mixup 0.8, cutmix 1.0, switch
-    probability 0.5 and random erasing 0.25 in ``pixel`` mode (research/efficienttrain.md §1.1, ``main_buffer.py``
+    probability 0.5 and random erasing 0.25 in ``pixel`` mode (ET++ ``main_buffer.py`` L116-151
     defaults). Label smoothing stays a setup parameter: it is applied to the mixed targets by the loss.
     """
 
@@ -109,7 +109,7 @@ class AugmentConfig(Section):
 
 
 class ReplayConfig(Section):
-    """EfficientTrain++'s replay buffer for CPU-bound loaders (research/efficienttrain.md §3); off unless given.
+    """EfficientTrain++'s replay buffer for CPU-bound loaders (ET++ ``engine_buffer.py`` L39-92); off unless given.
 
     One entry per equal compute stage (stage k covers the compute fraction [k/n, (k+1)/n), as the ET++
     bandwidth stages): the loader makes ``1/replay_times`` of each batch fresh, the rest are chunks drawn with
@@ -137,7 +137,7 @@ class ReplayConfig(Section):
 
 
 class DataConfig(Section):
-    """Where the images come from and how they are read (research/datasets.md)."""
+    """Where the images come from and how they are read (docs/offline-data.md)."""
 
     source: Literal["hub", "local", "idx"]
     path: str
@@ -172,7 +172,7 @@ class LrScalingConfig(Section):
     """How the LR follows the batch size: ``lr = base_lr × scale(global_batch / reference)``.
 
     The reference is a global batch (VAR: 256, ET++: 4096) or a world size whose global batch the
-    recipe's LR was tuned for (SuperGradients: 8 GPUs); DESIGN.md "Decisions", research/ecosystem.md §3.
+    recipe's LR was tuned for (SuperGradients: 8 GPUs; SG ``distributed_training_utils.py:293-297``).
     """
 
     rule: Literal["linear", "sqrt", "none"] = "none"
@@ -211,7 +211,7 @@ class ScheduleConfig(Section):
 
     ``unit`` is what the schedule counts: optimizer ``steps``, ``micro_steps`` (VAR), or ``compute``, full-size
     step equivalents of compute spent, so that the LR follows the compute fraction as EfficientTrain++'s
-    does (its epoch counter is rescaled by (B_prev/B_new)² at every stage, research/efficienttrain.md §1.1);
+    does (its epoch counter is rescaled by (B_prev/B_new)² at every stage, ET++ ``utils_buffer.py`` L533-542);
     with ``compute`` the warm-up and ``length_epochs`` count compute too.
     """
 
@@ -287,7 +287,7 @@ class CheckpointConfig(Section):
 
 
 class EmaConfig(Section):
-    """Exponential moving average of the weights (research/yolo_nas_pose.md: SuperGradients' decay schedules).
+    """Exponential moving average of the weights (SuperGradients' ``ema_decay_schedules.py``).
 
     ``threshold``: ``min(decay, (1 + step) / (10 + step))``; ``exp``: ``decay · (1 − exp(−beta · step / total_steps))``.
     """
@@ -316,7 +316,7 @@ class TrainingConfig(Section):
     """How long to train (exactly one of epochs, steps, budget_epochs) and how to run, evaluate and save.
 
     ``budget_epochs`` is the EfficientTrain++ budget: compute-equivalent full-size epochs, where a sample
-    at side B costs (B / image_size)² (research/efficienttrain.md §1.1).
+    at side B costs (B / image_size)² (ET++ launchers' ``epoch_scale_ratio``).
     """
 
     epochs: PositiveFloat | None = None

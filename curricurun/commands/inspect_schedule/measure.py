@@ -1,6 +1,6 @@
 """``inspect-schedule --measure``: time real forward+backward steps at each distinct stage shape.
 
-The plan's relative cost is a model (pixel count for image curricula, research/efficienttrain.md §1.1; a
+The plan's relative cost is a model (pixel count for image curricula, ET++'s ``epoch_scale_ratio``; a
 setup's token count for token-scale curricula); this measures what the model actually costs at each shape,
 so a user sees before training whether a low-resolution stage is really as cheap as predicted (small
 stages are often overhead-bound and cost more than their pixel share).

@@ -7,7 +7,7 @@ summary, LR rule) and :mod:`.plot` (PNG); ``--measure`` adds measured step times
 itself, which wires them together, is this package's ``__init__``.
 
 Step unit: recipes whose schedule counts micro-iterations (``schedule.unit: micro_steps``, as VAR does:
-research/var.md §2, "g_it") are reported in micro-steps. Then ``total_steps``, ``steps_per_epoch``, stage
+``train.py:270-301``, "g_it") are reported in micro-steps. Then ``total_steps``, ``steps_per_epoch``, stage
 boundaries and the per-step entries count micro-steps (optimizer step × accumulation + m), and each entry's
 ``lr`` is the LR of the optimizer step it belongs to, i.e. the schedule at that step's last micro-step,
 which is the LR the optimizer applies (VAR also sets it every micro-step; only the last one is stepped with).
@@ -43,7 +43,7 @@ STAGE_FIELDS = (
 """The curriculum quantities reported, in this order, when some step sets them."""
 
 ALWAYS_RAMPED = ("newest_scale_weight", "scale_loss_weights")
-"""Fields that may change every step inside one stage (VAR's ``prog_wp`` ramp, research/var.md §2.3): a stage
+"""Fields that may change every step inside one stage (VAR's ``prog_wp`` ramp, ``trainer.py:92-99``): a stage
 row groups steps by the other fields and shows these as a first → last range."""
 
 RAMPED_WHEN_MANY = ("aug_magnitude", "resolution", "bandwidth", "batch_size")
