@@ -3,8 +3,8 @@
 Why pure functions and not a torch scheduler: Accelerate steps a *prepared* scheduler ``num_processes``
 times per optimizer step (accelerate ``scheduler.py`` ``AcceleratedScheduler``; accelerate#2926), and a
 scheduler's own counter is one more piece of state to checkpoint. The engine instead calls
-``schedule.ratio_at(step)`` every optimizer step and writes the result with :func:`apply_to_optimizer`; resume needs only the step (nanoGPT's ``get_lr(it)``, timm's
-stateless schedulers, ``timm/scheduler/scheduler.py``).
+``schedule.ratio_at(step)`` every optimizer step and writes the result with :func:`apply_to_optimizer`; resume
+needs only the step (nanoGPT's ``get_lr(it)``, timm's stateless schedulers, ``timm/scheduler/scheduler.py``).
 
 The LR that the engine writes is ``rule.effective_lr × schedule.ratio_at(step)``, where ``rule`` is the
 world-size rule (:func:`resolve_lr_rule`), computed once, logged and stored in the checkpoint.

@@ -3,7 +3,8 @@
 Why not Accelerate's sharded loader: its default sampler state is not saved, ``skip_first_batches`` replays
 the wrong permutation after the first epoch (accelerate#2016, #2823), and a custom batch sampler is not told
 the epoch (accelerate ``data_loader.py`` ``DataLoaderShard.set_epoch``). Here the order is a pure function of
-(seed, epoch) read from the :class:`~curricurun.plan.TrainingPlan`, so starting at step ``s`` is just starting the loop at ``s``.
+(seed, epoch) read from the :class:`~curricurun.plan.TrainingPlan`, so starting at step ``s`` is just starting
+the loop at ``s``.
 
 Each sampled element carries its stage (resolution, RandAugment magnitude, bandwidth) and its own
 augmentation seed, the trick of timm's ``ScheduledBatchSampler``: DataLoader workers then apply the right
