@@ -2,8 +2,8 @@
 
 Nothing in a curriculum is stateful. Every rank evaluates the same function of the same counters, so every
 rank trains the same stage at every step; resume needs only the counters; and ``inspect-schedule`` can
-evaluate the whole plan without training (research/ecosystem.md §5: Composer, DeepSpeed, nanoGPT and timm
-all converge on this).
+evaluate the whole plan without training (Composer's ``ProgressiveResizing``, DeepSpeed's
+``CurriculumScheduler``, nanoGPT's ``get_lr(it)`` and timm's stateless schedulers all work this way).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Curriculum(Protocol):
 def relative_cost(state: StageState, full_resolution: int | None) -> float:
     """Cost of one sample at ``state`` relative to one full-size sample, by pixel count.
 
-    ET++ indexes its stages by this (research/efficienttrain.md §1.1): a step at bandwidth B on a base of
+    ET++ indexes its stages by this (its launchers' ``epoch_scale_ratio``, L28-35): a step at bandwidth B on a base of
     224 costs (B/224)². Token-scale curricula override the cost through their setup's cost model.
     """
     side = state.bandwidth if state.bandwidth is not None else state.resolution

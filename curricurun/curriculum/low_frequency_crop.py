@@ -1,7 +1,7 @@
 """EfficientTrain / EfficientTrain++ low-frequency cropping: train early stages on the low frequencies only.
 
 The bandwidth schedules, the stage indexing and both implementations (the ICCV FFT crop and ET++'s Lanczos
-down-sampling) are described in research/efficienttrain.md §1–2. The stage helpers here
+down-sampling) are described in docs/references.md. The stage helpers here
 (:func:`progress_fraction`, :func:`stage_index`) are shared with ``randaugment_ramp``, whose magnitude steps
 are indexed like the bandwidth stages.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 Axis = Literal["compute", "epochs", "steps"]
 
-# Bandwidth B per stage at base resolution 224 (research/efficienttrain.md §1.1 table, §1.2).
+# Bandwidth B per stage at base resolution 224 (``_ET_pp_main_*.py`` L13-17; ``ET_training.py`` L51).
 # ET++ stages are 10 slices of 10% of the compute budget each; ICCV ET stages are 5 equal epoch segments.
 SCHEDULES: dict[str, tuple[int, ...]] = {
     "et++": (96, 96, 160, 160, 160, 160, 224, 224, 224, 224),  # _ET_pp_main_{res50,swinT,cswin*}.py
@@ -41,8 +41,8 @@ TABLE_BASE = 224
 def progress_fraction(progress: Progress, axis: Axis) -> float:
     """How far training stands on ``axis``, as a fraction of the whole run (0 at the start, 1 at the end).
 
-    ``"compute"`` is ET++'s axis (its stages are 10% slices of the compute budget, §1.1); ``"epochs"`` is the
-    ICCV axis (equal epoch segments, §1.2), measured as epochs done over the run's epochs.
+    ``"compute"`` is ET++'s axis (its stages are 10% slices of the compute budget, launcher L37-63); ``"epochs"`` is the
+    ICCV axis (equal epoch segments, ``ET_training.py`` L54-63), measured as epochs done over the run's epochs.
     """
     if axis == "compute":
         return progress.compute_fraction
@@ -60,9 +60,9 @@ def stage_index(fraction: float, num_stages: int) -> int:
 def scaled_bandwidths(table: tuple[int, ...], base_resolution: int, size_increment: int) -> tuple[int, ...]:
     """Rescale a bandwidth table written for base 224 to ``base_resolution``, rounded to ``size_increment``.
 
-    The released code is fixed to a 224 base (research/efficienttrain.md §1.4); scaling proportionally is what
+    The released code is fixed to a 224 base (``main_buffer.py`` L68-69); scaling proportionally is what
     CurBench does for other sizes. Rounding keeps B a multiple of the model's patch/window stride (Swin needs a
-    multiple of 32, DeiT of 16; §1.4). Python ``round`` is used (halves go to the even multiple).
+    multiple of 32, DeiT of 16; ``models/swin.py`` L493). Python ``round`` is used (halves go to the even multiple).
     """
     out = []
     for bandwidth in table:
@@ -74,7 +74,7 @@ def scaled_bandwidths(table: tuple[int, ...], base_resolution: int, size_increme
 def fft_low_frequency_crop(images: torch.Tensor, bandwidth: int) -> torch.Tensor:
     """Keep the centre ``bandwidth × bandwidth`` block of each image's 2-D spectrum: a ``[B,C,bw,bw]`` image.
 
-    ICCV EfficientTrain's ``freq_crop`` (research/efficienttrain.md §2.1): FFT, keep frequencies
+    ICCV EfficientTrain's ``freq_crop`` (``utils.py`` L519-541 at 552b73c): FFT, keep frequencies
     ``-bw//2 … bw - bw//2 - 1`` on both axes, scale by ``bw²/(H·W)`` so intensities (the DC term, i.e. each
     channel's mean) are preserved, inverse FFT, real part. Output pixel j samples the input at ``j·H/bw``
     (the DFT grid), which is half a source pixel off a resize's pixel-centre grid. Runs on the tensor's device;
@@ -99,9 +99,9 @@ def fft_low_frequency_crop(images: torch.Tensor, bandwidth: int) -> torch.Tensor
 def resize_low_frequency(image: torch.Tensor | Image.Image, bandwidth: int) -> torch.Tensor | Image.Image:
     """Lanczos down-sampling of a ``[C,H,W]`` tensor or a PIL image to ``bandwidth × bandwidth``.
 
-    ET++'s released implementation (research/efficienttrain.md §2.2): inserted after RandAugment at the base
+    ET++'s released implementation (``datasets_buffer.py`` L75-82): inserted after RandAugment at the base
     size, before ToTensor/Normalize, so the loader's CPU work after it runs at the small size. Lanczos is the
-    PIL filter closest to the exact FFT crop (§2.3). Tensors need torchvision ≥ 0.27 (its native Lanczos,
+    PIL filter closest to the exact FFT crop (docs/references.md). Tensors need torchvision ≥ 0.27 (its native Lanczos,
     which matches PIL's to rounding); PIL images work with any version.
     """
     from torchvision.transforms import InterpolationMode
@@ -117,7 +117,7 @@ class LowFrequencyCropParams(CurriculumParams):
         "'fft': exact spectrum crop of the batch on the device (ICCV ET).",
     )
     schedule: Literal["et++", "et++_deit", "et++_convnext", "iccv"] = Field(
-        "et++", description="Published bandwidth table (research/efficienttrain.md §1.1-1.2)."
+        "et++", description="Published bandwidth table (ET++ launchers L13-17, ICCV ET_training.py L51)."
     )
     bandwidths: list[int] | None = Field(
         None, description="Your own table of B per equal stage, written for base 224; replaces the schedule's."
@@ -149,7 +149,7 @@ class LowFrequencyCrop:
     after augmentation) or :func:`fft_low_frequency_crop` (device, before mixup).
 
     When it helps: image classifiers trained from scratch (ResNet, DeiT, Swin, ConvNeXt); ET++ reports
-    1.45–1.64× wall-time speed-ups at equal or better ImageNet accuracy (research/efficienttrain.md §4).
+    1.45–1.64× wall-time speed-ups at equal or better ImageNet accuracy (TPAMI Table 7).
     Pair it with ``randaugment_ramp`` (weak augmentation early), as the papers do.
 
     Parameters: ``method`` (``resize`` | ``fft``), ``schedule`` (``et++``: 96,96,160×4,224×4;
@@ -158,7 +158,7 @@ class LowFrequencyCrop:
     ``indexed_by`` (``compute``: stage k covers compute fraction [k/n, (k+1)/n); ``epochs``: equal epoch segments).
 
     Source: ET++ launchers ``_ET_pp_main_*.py`` L13-17, L44-63 and ``datasets_buffer.py`` L75-82;
-    ICCV ``ET_training.py`` L51-64 and ``utils.py`` L519-541 at commit 552b73c (research/efficienttrain.md §1-2).
+    ICCV ``ET_training.py`` L51-64 and ``utils.py`` L519-541 at commit 552b73c.
     """
 
     name: ClassVar[str] = "low_frequency_crop"

@@ -1,6 +1,6 @@
 """Progressive resizing: train at a small image size first, at the full size at the end.
 
-Three published forms (research/efficienttrain.md §6.1-6.2, research/ecosystem.md §2.2): Composer's
+Three published forms: Composer's
 ``ProgressiveResizing`` (a scale of the full size as a function of the elapsed fraction), FFCV's ImageNet
 ``get_resolution`` (a linear ramp in epochs rounded to 32 px) and an explicit list of (until, size) steps.
 """
@@ -28,8 +28,8 @@ def composer_size(
 
     scale = initial while f < delay, then linear to 1 at f = 1 − finetune, then 1; the side is
     ``round(full·scale / increment)·increment`` with Python's ``round``
-    (``composer/algorithms/progressive_resizing/progressive_resizing.py``, ``apply``; research/efficienttrain.md
-    §6.2). Composer divides by ``1 − finetune − delay``; when that is 0 we jump to full size at ``delay``.
+    (``composer/algorithms/progressive_resizing/progressive_resizing.py``, ``apply``,
+    L212-244). Composer divides by ``1 − finetune − delay``; when that is 0 we jump to full size at ``delay``.
     """
     ramp = 1.0 - finetune_fraction - delay_fraction
     if fraction < delay_fraction:
@@ -47,7 +47,7 @@ def ffcv_resolution(epoch: int, min_res: int, max_res: int, start_ramp: float, e
 
     ``min_res`` up to ``start_ramp``, ``max_res`` from ``end_ramp``, in between the linear interpolation rounded
     to the nearest multiple of ``step`` (32 in FFCV; NumPy rounding, halves to even) (ffcv-imagenet
-    ``train_imagenet.py`` L173-185; research/efficienttrain.md §6.1). FFCV sets the size once per epoch.
+    ``train_imagenet.py`` L173-185). FFCV sets the size once per epoch.
     """
     if epoch <= start_ramp:
         return min_res
@@ -141,14 +141,14 @@ class ProgressiveResolution:
 
     When it helps: ImageNet-style classifier training on a fixed budget: FFCV trains ResNet-50 at 160→192 px;
     Composer's recipes use initial_scale 0.5–0.6. It is itself a weak augmentation and may hurt fine-tuning
-    close to the pre-training data (fastbook ch. 7; research/efficienttrain.md §6.3).
+    close to the pre-training data (fastbook ch. 7, ``07_sizing_and_tta.ipynb``).
 
     Parameters: ``mode`` (``composer`` | ``ffcv`` | ``steps``), ``full_resolution``, ``size_increment``;
     composer: ``initial_scale``, ``delay_fraction``, ``finetune_fraction``, ``duration_unit``;
     ffcv: ``min_res``, ``max_res``, ``start_ramp``, ``end_ramp`` (epochs); steps: ``steps``, ``until_unit``.
 
     Source: Composer ``progressive_resizing.py`` L175-244 (defaults 0.5/0.5/0.2/4); ffcv-imagenet
-    ``train_imagenet.py`` L173-185 and ``rn50_configs`` (research/efficienttrain.md §6.1-6.2).
+    ``train_imagenet.py`` L173-185 and ``rn50_configs``.
     """
 
     name: ClassVar[str] = "progressive_resolution"

@@ -1,7 +1,7 @@
 """VAR progressive training: truncate the token pyramid to its first scales, then grow it.
 
 Every formula here is VAR's (FoundationVision/VAR ``train.py`` L270-302, ``trainer.py`` L39-52 and L86-160,
-``utils/arg_util.py`` L263-270), as written up in research/var.md §2 with notation: K scales with patch
+``utils/arg_util.py`` L263-270), with this notation: K scales with patch
 numbers p_k, e_k = Σ_{j≤k} p_j² tokens up to scale k, L = e_{K−1}, g the global micro-iteration and I the
 micro-iterations per epoch. VAR keeps counters (``prog_it``, ``last_prog_si``, ``first_prog``) in its trainer;
 here they are recomputed from g alone, so the curriculum stays a pure function of progress.
@@ -31,7 +31,7 @@ def token_counts(patch_nums: tuple[int, ...] | list[int]) -> tuple[int, ...]:
 
 
 def var_stage(g: float, num_scales: int, pg: float, pg0: int, wp_it: float, max_it: float) -> int:
-    """VAR's ``prog_si`` at micro-iteration ``g`` (research/var.md §2.1), with K−1 meaning the full pyramid.
+    """VAR's ``prog_si`` at micro-iteration ``g`` (``train.py`` L286-294), with K−1 meaning the full pyramid.
 
     Frozen at ``pg0`` while g ≤ wp_it (the LR warm-up), K−1 from g ≥ pg·max_it, and in between
     ``pg0 + round(progress·(K−1−pg0))`` with progress = (g − wp_it)/(pg·max_it − wp_it) and Python's ``round``
@@ -95,7 +95,7 @@ class ProgressiveScales:
     ``pg > 0`` makes VAR force the LR shape ``lin<pg>``: see :attr:`preferred_lr_shape`.
 
     Source: VAR ``utils/arg_util.py`` L79-81, L263-270; ``train.py`` L282-301; ``trainer.py`` L37-52, L91-120
-    (research/var.md §1.1, §2, §6).
+    (FoundationVision/VAR at 78b9539).
     """
 
     name: ClassVar[str] = "progressive_scales"
@@ -160,7 +160,7 @@ def scale_token_weights(patch_nums: tuple[int, ...] | list[int], state: StageSta
 
     VAR's loss is mean over the batch of Σ_t w_t·ℓ_t with w_t = 1/L for the full L, never renormalised to the
     e_p tokens trained, and the newest scale's tokens multiplied by ``prog_wp`` (``trainer.py`` L41, L112-120;
-    research/var.md §2.3). Repeat entry k ``patch_nums[k]²`` times to get the per-token weights.
+    ``trainer.py`` L92-99 for the ramp). Repeat entry k ``patch_nums[k]²`` times to get the per-token weights.
     """
     full = token_counts(patch_nums)[-1]
     multipliers = state.scale_loss_weights or (1.0,) * len(patch_nums)

@@ -1,7 +1,7 @@
 """RandAugment magnitude ramp of EfficientTrain / EfficientTrain++: weak augmentation early, strong late.
 
-Schedules from research/efficienttrain.md §1.1 ("RandAugment") and §1.2; the stages are indexed exactly like
-the ``low_frequency_crop`` bandwidth stages, so the two curricula compose into ET / ET++.
+Schedules from the ET++ launchers (``--aa rand-m{ET_index}``) and ICCV ``ET_training.py`` L64; the stages are
+indexed exactly like the ``low_frequency_crop`` bandwidth stages, so the two curricula compose into ET / ET++.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from curricurun.curriculum.low_frequency_crop import Axis, progress_fraction, st
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# Magnitude per equal stage (research/efficienttrain.md §0, §1.1, §1.2).
+# Magnitude per equal stage (``_ET_pp_main_*.py`` L44-63; ICCV ``ET_training.py`` L64).
 MAGNITUDE_TABLES: dict[str, tuple[float, ...]] = {
     "et++": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),  # --aa rand-m{ET_index}, 10 stages of 10% compute
     "iccv": (1, 3, 5, 7, 9),  # --aa rand-m{2*idx+1}, ET_training.py L64, 5 epoch segments
@@ -53,7 +53,7 @@ def randaugment_transform(
     """A RandAugment transform at ``magnitude`` (timm's 0–10 scale) for a PIL image or ``[C,H,W]`` uint8 tensor.
 
     ``policy="timm"`` reproduces ET++ exactly: ``rand-m{m}-n{num_ops}-mstd0.5-inc1`` (the launchers' ``--aa``
-    string, research/efficienttrain.md §1.1) with bicubic ops and an ImageNet-mean fill, as timm's ImageNet
+    string, ``_ET_pp_main_*.py`` L44-63) with bicubic ops and an ImageNet-mean fill, as timm's ImageNet
     train pipeline builds it. timm's string takes an integer m, so a fractional ramp value is rounded.
 
     ``policy="torchvision"`` uses ``torchvision.transforms.v2.RandAugment``. Its magnitude indexes
@@ -117,14 +117,14 @@ class RandAugmentRamp:
     (in any loop: :func:`randaugment_transform`; the op count is a data-augmentation setting, not a curriculum's).
 
     When it helps: together with ``low_frequency_crop`` (ET / ET++); on its own it is the "adapt regularisation
-    to the training stage" idea that EfficientNetV2 also uses with progressive resizing (§6.4).
+    to the training stage" idea that EfficientNetV2 also uses with progressive resizing (Tan & Le 2021, §4).
 
     Parameters: ``schedule`` (``et++`` | ``iccv`` | ``linear``), ``magnitudes`` (own table), ``max_magnitude``
     (m0 of ``linear``), ``indexed_by``.
 
     Source: ET++ launchers ``--aa rand-m{ET_index}-mstd0.5-inc1`` (``_ET_pp_main_*.py`` L44-63), ICCV
     ``ET_training.py`` L64, and the TPAMI formula m = (t/T)·m0 quoted in LeapLabTHU/EfficientTrain#10
-    (research/efficienttrain.md §1.1-1.2, §5).
+    (maintainer: implemented by the launchers' ``--aa`` string).
     """
 
     name: ClassVar[str] = "randaugment_ramp"

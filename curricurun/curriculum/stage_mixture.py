@@ -1,7 +1,7 @@
 """Pyramid-Flow's stage mixture: every batch holds all pyramid stages in fixed proportions, by position.
 
-research/pyramid_flow.md §1.2 (``sample_ratios``), §3 (batch layout) and §4.1 (issue #119: uniform mix in the
-original implementation, 25%/50%/25% in the released one).
+``train_pyramid_flow.py`` L222 (``sample_ratios``), the pipeline's L283-302 (batch layout) and issue #119 (uniform
+mix in the original implementation, 25%/50%/25% in the released one).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from curricurun.curriculum.base import CurriculumParams, Progress, StageState
 from curricurun.errors import UserError
 
-PYRAMID_FLOW_SCALES = (0.25, 0.5, 1.0)  # latent side per stage, lowest first (research/pyramid_flow.md §1.3)
+PYRAMID_FLOW_SCALES = (0.25, 0.5, 1.0)  # latent side per stage, lowest first (``pipeline`` L554-570)
 
 
 def stage_columns(ratios: list[int] | tuple[int, ...], batch_size: int) -> list[int]:
@@ -21,9 +21,8 @@ def stage_columns(ratios: list[int] | tuple[int, ...], batch_size: int) -> list[
 
     Pyramid-Flow puts sample i in column ``i % sum(ratios)``, and columns map to stages in order, each stage
     taking ``ratios[k]`` consecutive columns: [1, 2, 1] gives columns {0→0, 1→1, 2→1, 3→2}, so a batch of 8
-    is [0, 1, 1, 2, 0, 1, 1, 2] (``pyramid_dit_for_video_gen_pipeline.py`` L283-302, L430-451;
-    research/pyramid_flow.md §3). The reference asserts ``batch_size % sum(ratios) == 0``
-    (``train_pyramid_flow.py`` L223).
+    is [0, 1, 1, 2, 0, 1, 1, 2] (``pyramid_dit_for_video_gen_pipeline.py`` L283-302, L430-451). The reference asserts
+    ``batch_size % sum(ratios) == 0`` (``train_pyramid_flow.py`` L223).
     """
     group = sum(ratios)
     if batch_size <= 0 or batch_size % group:
@@ -42,8 +41,8 @@ def token_balanced_ratios(
 
     A stage at side fraction s has s² of the full stage's tokens, so its count is multiplied by
     round((max s / s)²): [1, 2, 1] at scales (1/4, 1/2, 1) becomes [16, 8, 1] (token shares 1 : 2 : 1).
-    The released code has no per-stage batch sizes; a maintainer never confirmed any (research/pyramid_flow.md
-    §4.1, issue #119 follow-up).
+    The released code has no per-stage batch sizes; a maintainer never confirmed any (issue #119,
+    the unanswered follow-up of 2025-04-09).
     """
     top = max(scales)
     return tuple(r * round((top / s) ** 2) for r, s in zip(ratios, scales, strict=True))
@@ -92,7 +91,7 @@ class StageMixture:
     reference): it balances the mix by tokens (:func:`token_balanced_ratios`).
 
     Source: Pyramid-Flow ``train/train_pyramid_flow.py`` L222-247; ``pyramid_dit_for_video_gen_pipeline.py``
-    L121, L283-302 (research/pyramid_flow.md §1.2, §3, §4.1, §5).
+    L121, L283-302; issue #119.
     """
 
     name: ClassVar[str] = "stage_mixture"
