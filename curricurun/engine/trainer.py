@@ -3,7 +3,7 @@
 Everything that varies during a run is read from the :class:`~curricurun.plan.TrainingPlan` by step
 number, so the loop keeps no hidden state and a resumed run continues bit for bit (on CPU).
 
-Placement rules worth knowing (Accelerate 1.15, docs/accelerate-notes.md):
+Placement rules worth knowing (Accelerate 1.15; docs/references.md "Accelerate"):
 - no LR scheduler is ``prepare``d: Accelerate would step it ``num_processes`` times per optimizer step;
 - the DataLoader is not ``prepare``d either: our sampler is already rank-aware (preparing would shard it
   twice) and resumable (Accelerate's default sampler state is not saved);
