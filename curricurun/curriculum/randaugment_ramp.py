@@ -117,7 +117,7 @@ class RandAugmentRamp:
     (in any loop: :func:`randaugment_transform`; the op count is a data-augmentation setting, not a curriculum's).
 
     When it helps: together with ``low_frequency_crop`` (ET / ET++); on its own it is the "adapt regularisation
-    to the training stage" idea that EfficientNetV2 also uses with progressive resizing (Tan & Le 2021, §4).
+    to the training stage" idea that EfficientNetV2 also uses with progressive resizing (arXiv 2104.00298).
 
     Parameters: ``schedule`` (``et++`` | ``iccv`` | ``linear``), ``magnitudes`` (own table), ``max_magnitude``
     (m0 of ``linear``), ``indexed_by``.

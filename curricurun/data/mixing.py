@@ -7,7 +7,7 @@ smoothing 0.1 folded into the mixed targets. Both are timm's own classes; this m
 run and makes their randomness a function of the step.
 
 Where they run. Erasing is applied to the fresh batch on the host, before the replay buffer stores it (in ET++
-it is part of the loader's transform, so a replayed sample keeps its erasing, §3 item 5); its draws are
+it is part of the loader's transform, so a replayed sample keeps its erasing, ``engine_buffer.py`` L113); its draws are
 independent per sample, so erasing a batch equals erasing each sample. Mixup runs on the training batch on the
 device, after the replay buffer and the FFT crop (ICCV ``engine.py`` L49-50 crops before mixup).
 

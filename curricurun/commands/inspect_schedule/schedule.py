@@ -270,7 +270,7 @@ def _row_json(schedule: Schedule, row: StageRow) -> dict[str, Any]:
 
 
 def batch_composition(ratios, per_device: int) -> dict[str, Any]:
-    """Samples per stage in one per-device batch and the column pattern that assigns them (Pyramid-Flow §3)."""
+    """Samples per stage in one per-device batch and the column pattern that assigns them (Pyramid-Flow L283-302)."""
     from curricurun.curriculum.stage_mixture import stage_columns
 
     columns = stage_columns(tuple(ratios), per_device)
