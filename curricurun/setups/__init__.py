@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 
 from curricurun.errors import UserError
@@ -39,10 +40,27 @@ def names() -> list[str]:
     return sorted({*_BUILTIN, *_installed()})
 
 
-@functools.cache
-def available() -> dict[str, type]:
-    """Built-in and installed setups by name; each class has ``Params`` (pydantic) and ``summary``."""
-    return {name: get(name) for name in names()}
+class _LazySetups(Mapping[str, type]):
+    """Setup classes by name, each imported on first lookup: loading a recipe imports only the setup it names."""
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self:
+            raise KeyError(name)
+        return get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _BUILTIN or name in _installed()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(names())
+
+    def __len__(self) -> int:
+        return len(names())
+
+
+def available() -> Mapping[str, type]:
+    """Built-in and installed setups by name (imported when looked up); each has ``Params`` and ``summary``."""
+    return _LazySetups()
 
 
 @functools.cache

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-import torch
 from pydantic import BaseModel
 
 from curricurun.curriculum.base import StageState
+
+if TYPE_CHECKING:  # annotations only: a recipe can be validated without importing torch
+    import torch
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,19 @@ recipe runs on Fashion-MNIST (1 channel) or an RGB dataset by changing only the 
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import timm
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
-from curricurun.setups.base import DataShape
-from curricurun.weights import load_safetensors_weights
+from curricurun.setups.timm_names import unknown_model_message
+
+if TYPE_CHECKING:  # torch and timm are imported where used, so validating a recipe imports neither
+    import torch
+
+    from curricurun.curriculum.base import StageState
+    from curricurun.setups.base import DataShape
 
 
 class ClassificationParams(BaseModel):
@@ -39,10 +39,9 @@ class ClassificationParams(BaseModel):
     @classmethod
     def _known_to_timm(cls, name: str) -> str:
         """Checked at validation time, so `validate` catches a typo before any compute is spent."""
-        if not timm.is_model(name):
-            close = difflib.get_close_matches(name, timm.list_models(), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(f"unknown timm model '{name}'{hint}")
+        problem = unknown_model_message(name)
+        if problem is not None:
+            raise ValueError(problem)
         return name
 
 
@@ -63,6 +62,10 @@ class ClassificationSetup:
 
     def build_model(self) -> torch.nn.Module:
         """Create the timm model; load local safetensors weights when the recipe names them."""
+        import timm
+
+        from curricurun.weights import load_safetensors_weights
+
         kwargs = dict(self.params.model_kwargs)
         for key in ("drop_path_rate", "drop_rate"):
             if getattr(self.params, key) is not None:
@@ -80,6 +83,8 @@ class ClassificationSetup:
         With probability targets ``F.cross_entropy`` smooths them as ``target·(1 − ε) + ε/K``, which equals
         timm's smoothed mixup targets (curricurun/data/mixing.py), so ε stays this one setup parameter.
         """
+        import torch.nn.functional as F
+
         logits = model(batch["image"])
         target = batch.get("target", batch["label"])
         return F.cross_entropy(
@@ -88,18 +93,21 @@ class ClassificationSetup:
             label_smoothing=self.params.label_smoothing,
         )
 
-    @torch.no_grad()
     def evaluation_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-batch sums (never means) so that summing across ranks gives exact metrics."""
-        logits = model(batch["image"]).float()
-        labels = batch["label"]
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        return {
-            "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
-            "top1_correct": (top5[:, 0] == labels).sum().float(),
-            "top5_correct": (top5 == labels[:, None]).any(dim=1).sum().float(),
-            "count": torch.tensor(float(labels.numel()), device=labels.device),
-        }
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            logits = model(batch["image"]).float()
+            labels = batch["label"]
+            top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            return {
+                "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
+                "top1_correct": (top5[:, 0] == labels).sum().float(),
+                "top5_correct": (top5 == labels[:, None]).any(dim=1).sum().float(),
+                "count": torch.tensor(float(labels.numel()), device=labels.device),
+            }
 
     @staticmethod
     def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
