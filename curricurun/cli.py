@@ -211,6 +211,39 @@ def sample(
     out.print(f"wrote {written}")
 
 
+@app.command("import-weights")
+def import_weights(
+    recipe: Annotated[Path, typer.Argument(help="recipe that builds the model the file holds (vqvae or var setup)")],
+    source: Annotated[Path, typer.Argument(help="VAR's state dict (.pth, or .safetensors)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to create (a tokenizer or a weights dir)")],
+    set_: SetOption = None,
+) -> None:
+    """Import VAR's released VQ-VAE or transformer weights (plain state dicts, read safely).
+
+    Example: curricurun import-weights recipes/vqvae_var.yaml vae_ch160v4096z32.pth --out weights/var_tokenizer
+    """
+    from curricurun.commands.weights_transfer import import_weights as run_import
+
+    out.print(f"wrote {run_import(_load(recipe, set_), source, out_dir)}")
+
+
+@app.command("export-weights")
+def export_weights(
+    recipe: Annotated[Path, typer.Argument(help="recipe the weights were trained with (vqvae or var setup)")],
+    checkpoint: Annotated[Path, typer.Argument(help="tokenizer directory, checkpoint or run directory")],
+    out_file: Annotated[Path, typer.Option("--out", help=".pth file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="key layout: var (VAR's VQVAE / VAR classes)")] = "var",
+    set_: SetOption = None,
+) -> None:
+    """Export a tokenizer or transformer as a plain state dict with VAR's key names (load_state_dict strict=True).
+
+    Example: curricurun export-weights recipes/vqvae_var.yaml runs/vqvae_var/tokenizer --out vae.pth --format var
+    """
+    from curricurun.commands.weights_transfer import export_weights as run_export
+
+    out.print(f"wrote {run_export(_load(recipe, set_), checkpoint, out_file, fmt)}")
+
+
 @app.command("inspect-schedule")
 def inspect_schedule(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],

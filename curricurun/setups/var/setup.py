@@ -47,6 +47,11 @@ class VarParams(BaseModel):
         description="directory of the frozen tokenizer (tokenizer.safetensors + tokenizer.json, the vqvae setup's "
         "export); needed to train, evaluate and sample, not to validate or inspect-model",
     )
+    weights: str | None = Field(
+        default=None,
+        description="initial weights: a model.safetensors file or a directory holding one (curricurun import-weights "
+        "of VAR's var_d16.pth … or a checkpoint); training starts from them",
+    )
     depth: int = Field(default=16, gt=0, description="blocks (VAR --depth)")
     width: int | None = Field(default=None, gt=0, description="default 64·depth")
     num_heads: int | None = Field(default=None, gt=0, description="default depth")
@@ -140,7 +145,14 @@ class VarSetup:
         self._tokenizer = None
 
     def build_model(self) -> torch.nn.Module:
-        return VarTransformer(self.config)
+        """VAR's transformer, freshly initialised or, with ``setup.weights``, holding those weights."""
+        from curricurun.weights import load_safetensors_weights
+
+        model = VarTransformer(self.config)
+        if self.params.weights:
+            path = Path(self.params.weights)
+            load_safetensors_weights(model, path / "model.safetensors" if path.is_dir() else path)
+        return model
 
     def tokenizer(self, device: torch.device):
         """The frozen tokenizer on ``device``, loaded on first use and checked against the recipe and the data."""
