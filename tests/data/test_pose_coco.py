@@ -16,8 +16,8 @@ import torch
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from PIL import Image
 
+from curricurun.data.pose.coco import KeypointData, load_keypoint_split
 from curricurun.errors import UserError
-from curricurun.setups.yolo_nas_pose.coco_data import KeypointData, load_keypoint_split
 
 SPLIT = "val2017"
 COCO_LAYOUT = ("annotations/person_keypoints_val2017.json", "images/val2017")

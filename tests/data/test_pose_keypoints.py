@@ -6,9 +6,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from curricurun.data.pose.keypoints import PoseSample, flip_horizontal, pad_to, resize_longest_side
 from curricurun.setups.yolo_nas_pose.head import PoseHeadOutput
 from curricurun.setups.yolo_nas_pose.keypoint_sets import COCO_PERSON, KeypointSet
-from curricurun.setups.yolo_nas_pose.keypoints import PoseSample, flip_horizontal, pad_to, resize_longest_side
 from curricurun.setups.yolo_nas_pose.postprocess import postprocess
 
 

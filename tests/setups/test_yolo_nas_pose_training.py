@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from build_offline_pose_data import build_bodies, build_faces  # tools/, on pytest's pythonpath
 from engine_helpers import REPO, run_cli
-
-from curricurun.setups.yolo_nas_pose.offline_data import build_bodies, build_faces
 
 RECIPES = REPO / "recipes"
 # The CLI runs alone while the test waits: both cores for its torch threads (run_cli defaults to one).

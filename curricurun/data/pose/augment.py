@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from curricurun.setups.yolo_nas_pose.keypoints import (
+from curricurun.data.pose.keypoints import (
     PAD_VALUE,
     PoseSample,
     flip_horizontal,

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from curricurun.data.pose.keypoints import PoseSample
 from curricurun.data.sources import env_true
 from curricurun.errors import UserError
-from curricurun.setups.yolo_nas_pose.keypoints import PoseSample
 
 SOURCES = ("hub", "local")
 CROWD_ACTIONS = ("mask_as_normal", "no_action")

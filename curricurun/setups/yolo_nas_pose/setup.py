@@ -1,12 +1,12 @@
 """The ``yolo_nas_pose`` setup: super-gradients' YOLO-NAS-Pose N/S/M/L, its loss, its data pipeline and COCO's AP.
 
 The setup serves its own samples (setups/base.py ``SetupWithOwnData``): COCO-format keypoint files
-(:mod:`.coco_data`), SG's train pipeline (flip with the keypoint flip map, brightness/contrast, HSV, random affine,
-mosaic, longest side, CENTRE padding; :mod:`.augment`) and its validation pipeline (longest side, BOTTOM-RIGHT
-padding). Batches carry ``image [B, 3, S, S]`` on SG's 0..1 scale (``KeypointsImageStandardize(max_value=255)``),
-``index [B]`` and the padded ground truth of :class:`PoseTargets` under ``pose_boxes [B, M, 4]`` (XYXY px),
-``pose_keypoints [B, M, J, 3]``, ``pose_crowd [B, M]``, ``pose_valid [B, M]`` and ``pose_areas [B, M]`` (px², the
-OKS scale), all in the network's input pixels.
+(:mod:`curricurun.data.pose.coco`), SG's train pipeline (flip with the keypoint flip map, brightness/contrast, HSV,
+random affine, mosaic, longest side, CENTRE padding; :mod:`curricurun.data.pose.augment`) and its validation pipeline
+(longest side, BOTTOM-RIGHT padding). Batches carry ``image [B, 3, S, S]`` on SG's 0..1 scale
+(``KeypointsImageStandardize(max_value=255)``), ``index [B]`` and the padded ground truth of :class:`PoseTargets` under
+``pose_boxes [B, M, 4]`` (XYXY px), ``pose_keypoints [B, M, J, 3]``, ``pose_crowd [B, M]``, ``pose_valid [B, M]`` and
+``pose_areas [B, M]`` (px², the OKS scale), all in the network's input pixels.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from curricurun.curriculum.base import StageState
+from curricurun.data.pose.augment import PRESETS as AUGMENTATION_PRESETS
+from curricurun.data.pose.augment import PoseAugmentation, eval_sample, train_sample
+from curricurun.data.pose.coco import KeypointData, load_keypoint_split
+from curricurun.data.pose.keypoints import PoseSample
 from curricurun.data.setup_samples import refuse_classification_options
 from curricurun.setups.base import DataShape
-from curricurun.setups.yolo_nas_pose.augment import PRESETS as AUGMENTATION_PRESETS
-from curricurun.setups.yolo_nas_pose.augment import PoseAugmentation, eval_sample, train_sample
-from curricurun.setups.yolo_nas_pose.coco_data import KeypointData, load_keypoint_split
 from curricurun.setups.yolo_nas_pose.keypoint_sets import PRESETS, KeypointSet
-from curricurun.setups.yolo_nas_pose.keypoints import PoseSample
 from curricurun.setups.yolo_nas_pose.loss import PoseLossWeights, pose_loss
 from curricurun.setups.yolo_nas_pose.model import build_yolo_nas_pose
 from curricurun.setups.yolo_nas_pose.oks import ImageRecord, evaluate_image, summarize

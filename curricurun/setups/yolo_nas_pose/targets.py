@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from curricurun.setups.yolo_nas_pose.keypoints import PoseSample
+from curricurun.data.pose.keypoints import PoseSample
 
 
 class PoseTargets(NamedTuple):

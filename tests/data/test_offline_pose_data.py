@@ -5,15 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import build_offline_pose_data as offline_data  # tools/ (on pytest's pythonpath): a tool, not the package
 import numpy as np
 import pytest
-from PIL import Image
-from pycocotools.coco import COCO
-
-from curricurun.errors import UserError
-from curricurun.setups.yolo_nas_pose import offline_data
-from curricurun.setups.yolo_nas_pose.keypoint_sets import COCO_PERSON, IBUG_FACE_68
-from curricurun.setups.yolo_nas_pose.offline_data import (
+from build_offline_pose_data import (
     BODY25_TO_COCO17,
     body_poses,
     build_bodies,
@@ -21,6 +16,11 @@ from curricurun.setups.yolo_nas_pose.offline_data import (
     package_dir,
     read_pts,
 )
+from PIL import Image
+from pycocotools.coco import COCO
+
+from curricurun.errors import UserError
+from curricurun.setups.yolo_nas_pose.keypoint_sets import COCO_PERSON, IBUG_FACE_68
 
 
 def _needs(module: str) -> None:
