@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from curricurun.cli import RECIPES_DIR, run
+from curricurun.setups.classification import ClassificationParams
 
 # 100 samples, per-device batch 8 on one process: 100 // 8 = 12 steps per epoch (96 samples, 4 dropped);
 # 2 epochs = 24 steps. The resolution is 16 while step/24 < 0.25 (steps 0-5), 24 while < 0.5 (steps 6-11),
@@ -272,6 +273,8 @@ class RecordingSetup:
 
     calls: list[tuple[int | None, int]] = []
     losses: list[int | None] = []
+    # The recipe's ``setup:`` section is validated against this (the registry is patched to return this class).
+    Params = ClassificationParams
 
     def __init__(self, params, data):
         self.data = data
