@@ -30,23 +30,6 @@ VALID_SHAPES_TEXT = "constant, cosine, linear, step, sg_cosine, lin, lin0, lin00
 _VAR_PLATEAU = {"lin": 0.15, "lin0": 0.05, "exp": 0.15}
 
 
-def global_batch_size(per_device_batch: int, world_size: int, accumulation: int = 1) -> int:
-    """Samples per optimizer step over all ranks: per-device batch × world size × gradient accumulation.
-
-    The same convention as timm (``batch_size × world_size × grad_accum_steps``, timm ``train.py``),
-    ET++/ConvNeXt (``batch_size × update_freq × world_size``, ``main_buffer.py`` L365-366) and VAR
-    (``ac × per-GPU × world``, ``utils/arg_util.py:255-260``).
-    """
-    for name, value in (
-        ("per_device_batch", per_device_batch),
-        ("world_size", world_size),
-        ("accumulation", accumulation),
-    ):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    return per_device_batch * world_size * accumulation
-
-
 @dataclass(frozen=True)
 class LrRule:
     """The peak LR of this run and how it was derived from the recipe's base LR.
@@ -58,7 +41,7 @@ class LrRule:
     Attributes:
         rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
         base_lr: the recipe's LR, tuned at ``reference_batch``.
-        global_batch: this run's samples per optimizer step (:func:`global_batch_size`).
+        global_batch: this run's samples per optimizer step (``BatchSizes.global_batch``).
         reference_batch: the global batch ``base_lr`` was tuned for.
         ratio: ``global_batch / reference_batch``.
         multiplier: what ``base_lr`` was multiplied by (``ratio``, ``sqrt(ratio)`` or 1).
@@ -126,7 +109,7 @@ def resolve_lr_rule(
     Args:
         base_lr: LR the recipe was tuned with, at the reference batch.
         rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
-        global_batch: this run's samples per optimizer step (:func:`global_batch_size`).
+        global_batch: this run's samples per optimizer step (``BatchSizes.global_batch``).
         per_device_batch: this run's per-device batch.
         reference_batch: the global batch ``base_lr`` was tuned for.
         reference_world_size: the world size the recipe was tuned on (used with ``per_device_batch``).

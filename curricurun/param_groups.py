@@ -79,10 +79,3 @@ def split_decay_groups(
         group["names"].append(name)
     return [group for group in (decayed, exempt) if group["params"]]
 
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(total, trainable) parameter counts; a parameter shared by several modules is counted once."""
-    params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    return total, trainable

@@ -166,21 +166,6 @@ class TrainingPlan:
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def progress_at(self, step: int) -> Progress:
-        """The progress seen by the curriculum at ``step`` (0-based, before the step is taken)."""
-        return Progress(
-            step=step,
-            micro_step=step * self.config.accumulation,
-            epoch=self.epoch_at(step),
-            samples_seen=int(self.samples_before[step]) if step < self.total_steps else int(self.samples_before[-1]),
-            step_fraction=step / self.total_steps,
-            compute_fraction=self.compute_fraction_at(step),
-            total_steps=self.total_steps,
-            steps_per_epoch=self.steps_per_epoch,
-            accumulation=self.config.accumulation,
-            warmup_steps=self.warmup_steps,
-        )
-
     def epoch_at(self, step: int) -> float:
         """Epochs completed before ``step`` as a float (``epoch index + offset / dataset size``)."""
         if step >= self.total_steps:

@@ -12,7 +12,6 @@ from curricurun.lr import (
     LrSchedule,
     WeightDecaySchedule,
     apply_to_optimizer,
-    global_batch_size,
     parse_shape,
     resolve_lr_rule,
 )
@@ -20,23 +19,18 @@ from curricurun.lr import (
 # ---------------------------------------------------------------- world-size rule
 
 
-def test_global_batch_is_per_device_times_world_size_times_accumulation():
-    # 48 × 8 × 2 = 768
-    assert global_batch_size(48, 8, 2) == 768
-
-
 def test_linear_rule_doubles_the_lr_when_the_world_size_doubles_at_a_fixed_per_device_batch():
     # per-device 16, reference 8 × 16 = 128: 1 GPU → 5e-4 × 16/128; 2 GPUs → 5e-4 × 32/128.
-    one = resolve_lr_rule(5e-4, "linear", global_batch_size(16, 1), 16, reference_world_size=8)
-    two = resolve_lr_rule(5e-4, "linear", global_batch_size(16, 2), 16, reference_world_size=8)
+    one = resolve_lr_rule(5e-4, "linear", 16, 16, reference_world_size=8)
+    two = resolve_lr_rule(5e-4, "linear", 16 * 2, 16, reference_world_size=8)
     assert one.effective_lr == 5e-4 * 0.125
     assert two.effective_lr == 2 * one.effective_lr
 
 
 def test_linear_rule_keeps_the_lr_when_the_global_batch_is_fixed_across_world_sizes():
     # global 256 = 256 per device × 1 = 128 × 2; reference 128 → ratio 2 either way → lr 2 × 5e-4.
-    one = resolve_lr_rule(5e-4, "linear", global_batch_size(256, 1), 256, reference_batch=128)
-    two = resolve_lr_rule(5e-4, "linear", global_batch_size(128, 2), 128, reference_batch=128)
+    one = resolve_lr_rule(5e-4, "linear", 256, 256, reference_batch=128)
+    two = resolve_lr_rule(5e-4, "linear", 128 * 2, 128, reference_batch=128)
     assert one.effective_lr == two.effective_lr == 1e-3
 
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from curricurun.lr import apply_to_optimizer
-from curricurun.param_groups import VAR_NO_DECAY_NAMES, count_parameters, split_decay_groups
+from curricurun.param_groups import VAR_NO_DECAY_NAMES, split_decay_groups
 
 
 class TinyModel(nn.Module):
@@ -73,14 +73,3 @@ def test_groups_feed_an_optimizer_that_decays_only_the_decayed_group():
     assert torch.allclose(model.weight, torch.full((2, 2), 0.95))
     assert torch.equal(model.bias, torch.ones(2))
 
-
-def test_count_parameters_counts_total_and_trainable():
-    # 40 + 12 + 20 + 8 + 74 + 5 = 159 total; the frozen 5 are not trainable.
-    assert count_parameters(TinyModel()) == (159, 154)
-
-
-def test_count_parameters_counts_a_shared_parameter_once():
-    first = nn.Linear(3, 3, bias=False)
-    model = nn.Sequential(first, nn.Linear(3, 3, bias=False))
-    model[1].weight = first.weight
-    assert count_parameters(model) == (9, 9)

@@ -24,6 +24,9 @@ class BatchSizes:
 
     @property
     def global_batch(self) -> int:
+        """Samples per optimizer step over all ranks, the convention of timm (``batch_size × world_size ×
+        grad_accum_steps``), ET++/ConvNeXt (``batch_size × update_freq × world_size``, ``main_buffer.py``
+        L365-366) and VAR (``ac × per-GPU × world``, ``utils/arg_util.py:255-260``)."""
         return self.per_device * self.world_size * self.accumulation
 
 
