@@ -71,8 +71,12 @@ def transformer_problems(state: dict[str, torch.Tensor], config) -> list[str]:
     )
 
 
-def tokenizer_problems(state: dict[str, torch.Tensor], config, num_scales_in_file: int | None) -> list[str]:
-    """Recipe fields that disagree with a VAR VQ-VAE state dict (``config``: the recipe's ``VQVAEConfig``)."""
+def tokenizer_problems(state: dict[str, torch.Tensor], config) -> list[str]:
+    """Recipe fields that disagree with a VAR VQ-VAE state dict (``config``: the recipe's ``VQVAEConfig``).
+
+    The patch numbers are not in the weights: one VQ-VAE serves 256, 512 and 1024 px (VAR ``models/vqvae.py:92-95``
+    replaces ``ema_vocab_hit_SV`` when its scale count differs), so they are the recipe's choice, never an error.
+    """
     phis = {match.group(1) for key in state if (match := _PHI.match(key))}
     ours_phis = {str(i) for i in range(config.share_quant_resi or len(config.patch_nums))}
     return _field_problems(
@@ -84,7 +88,6 @@ def tokenizer_problems(state: dict[str, torch.Tensor], config, num_scales_in_fil
             ("setup.ch", "has base width {}", _dim(state, "encoder.conv_in.weight", 0), config.ch),
             ("setup.in_channels", "reads {}-channel images", _dim(state, "encoder.conv_in.weight", 1),
              config.in_channels),
-            ("setup.patch_nums", "was saved for {} scales", num_scales_in_file, len(config.patch_nums)),
             ("setup.share_quant_resi", "has {} φ convolutions", len(phis) if phis else None, len(ours_phis)),
         ]
     )

@@ -61,9 +61,7 @@ def reference_tokenizer_state(state: dict[str, torch.Tensor], config, source: st
     """A VAR VQ-VAE state dict → curricurun's tokenizer weights, checked against ``config`` (fp32)."""
     from curricurun.setups.vqvae.tokenizer import MultiScaleTokenizer
 
-    hits = state.get(layout.VQVAE_DERIVED[0])
-    scales = int(hits.shape[0]) if hits is not None and hits.dim() == 2 else None
-    checks.raise_problems(checks.tokenizer_problems(state, config, scales), source)
+    checks.raise_problems(checks.tokenizer_problems(state, config), source)
     mapped = layout.vqvae_from_reference(state)
     with torch.device("meta"):
         expected = MultiScaleTokenizer(config).vqvae.state_dict()

@@ -21,7 +21,8 @@ import curricurun
 from curricurun import cli
 from curricurun.curriculum import registry
 
-COMMANDS = ("train", "validate", "recipes", "curricula", "inspect-model", "inspect-schedule", "sample")
+COMMANDS = ("train", "validate", "recipes", "curricula", "inspect-model", "inspect-schedule", "sample",
+            "import-weights", "export-weights")
 SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
 CONSOLE_SCRIPT = Path(sys.executable).parent / "curricurun"
 LAUNCHERS = {"python -m": [sys.executable, "-m", "curricurun"], "console script": [str(CONSOLE_SCRIPT)]}
