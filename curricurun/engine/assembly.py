@@ -176,6 +176,12 @@ def _compute_indexed_learning_rate(recipe, plan: TrainingPlan, rule: LrRule, sha
         warmup = schedule.warmup_epochs * plan.steps_per_epoch
     else:
         warmup = float(schedule.warmup_steps or 0)
+    # SG's epoch-based cap and hold, in compute-step epochs like warmup_epochs (the step unit's rule, _lr_schedule).
+    if schedule.warmup_max_epochs is not None:
+        warmup = min(warmup, round(schedule.warmup_max_epochs * plan.steps_per_epoch))
+    hold = schedule.hold_steps
+    if schedule.hold_epochs is not None:
+        hold = round(schedule.hold_epochs * plan.steps_per_epoch)
     length = max(1, round(total))
     try:
         lr_schedule = LrSchedule(
@@ -186,7 +192,7 @@ def _compute_indexed_learning_rate(recipe, plan: TrainingPlan, rule: LrRule, sha
             final_ratio=schedule.final_ratio,
             milestones=tuple(schedule.milestones),
             gamma=schedule.gamma,
-            hold_steps=schedule.hold_steps,
+            hold_steps=hold,
         )
     except ValueError as error:
         raise UserError(f"schedule: {error}") from None

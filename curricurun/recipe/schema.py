@@ -212,7 +212,7 @@ class ScheduleConfig(Section):
     ``unit`` is what the schedule counts: optimizer ``steps``, ``micro_steps`` (VAR), or ``compute``, full-size
     step equivalents of compute spent, so that the LR follows the compute fraction as EfficientTrain++'s
     does (its epoch counter is rescaled by (B_prev/B_new)² at every stage, ET++ ``utils_buffer.py`` L533-542);
-    with ``compute`` the warm-up and ``length_epochs`` count compute too.
+    with ``compute`` the warm-up, its ``warmup_max_epochs`` cap, the hold and ``length_epochs`` count compute too.
     """
 
     shape: str = "cosine"

@@ -101,3 +101,13 @@ def test_an_existing_output_directory_is_left_as_it_is(capsys, tmp_path, referen
                     *sets(transformer_sets("var_d2", None))])  # fmt: skip
     assert code == 2 and "already exists" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_export_refuses_a_vqvae_that_vars_class_cannot_build(capsys, tmp_path):
+    out = tmp_path / "vae.pth"
+    code = cli.run(["export-weights", str(REPO / "recipes" / "vqvae_tiny.yaml"), str(tmp_path), "--out", str(out),
+                    "--set", "setup.in_channels=1"])  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and not out.exists()
+    assert "setup.ch_mult: VAR's VQVAE builds (1, 1, 2, 2, 4), the recipe has (1, 2, 2)" in lines[0]
+    assert "setup.in_channels: VAR's VQVAE builds 3, the recipe has 1" in lines[0]
