@@ -1,4 +1,4 @@
-"""EMA decay schedules (super-gradients, research/yolo_nas_pose.md §1.2) and the ModelEma wrapper."""
+"""EMA decay schedules (super-gradients ema_decay_schedules.py) and the ModelEma wrapper."""
 
 import math
 

@@ -1,6 +1,6 @@
 """LR rule, LR / weight-decay schedules and their application: values worked out by hand from the references.
 
-VAR formulas: research/var.md §3. super-gradients formulas: research/yolo_nas_pose.md §0, §1.2.
+VAR formulas: utils/lr_control.py. super-gradients formulas: callbacks.py:317-379, 489-513.
 """
 
 import math
@@ -59,7 +59,7 @@ def test_reference_world_size_convention_multiplies_by_the_per_device_batch():
 
 
 def test_var_tblr_rule_gives_the_readme_tlr():
-    # VAR: tlr = tblr × bs / 256 = 8e-5 × 768 / 256 = 2.4e-4 (research/var.md §1.3, d36-s).
+    # VAR: tlr = tblr × bs / 256 = 8e-5 × 768 / 256 = 2.4e-4 (VAR README.md:144-146, d36-s).
     rule = resolve_lr_rule(8e-5, "linear", 768, 96, reference_batch=256)
     assert rule.effective_lr == pytest.approx(2.4e-4)
     assert rule.describe() == "lr 0.00024 = base 8e-05 × linear(768 / 256) [reference_batch 256 given]"
@@ -248,7 +248,7 @@ def test_sg_cosine_never_quite_reaches_the_final_ratio():
 
 
 def test_cosine_horizon_is_the_planned_length_not_when_training_stops():
-    # YOLO-NAS-Pose plateaus around epoch 300 of 1000 (research/yolo_nas_pose.md §0): at epoch 300 the
+    # YOLO-NAS-Pose plateaus around epoch 300 of 1000 (SG#1807): at epoch 300 the
     # LR is still far above the final ratio because the cosine spans max_epochs.
     s = LrSchedule(
         "sg_cosine",

@@ -1,4 +1,4 @@
-"""Weight-decay parameter groups: biases, norms, embeddings and named keys are exempt (research/var.md §3)."""
+"""Weight-decay parameter groups: biases, norms, embeddings and named keys are exempt (VAR lr_control.py:68-88)."""
 
 import torch
 from torch import nn

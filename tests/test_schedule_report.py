@@ -160,7 +160,7 @@ def test_json_writes_a_png_only_when_out_is_given(tmp_path, capsys, monkeypatch)
 
 # VAR-like: patch_nums 1,2,3,4 (tokens e = 1, 5, 14, 30), pg 0.5, pg0 1; 64 samples, per-device 4 × accumulation 2
 # = global 8: 8 optimizer steps (16 micro-steps) per epoch, 10 epochs = 80 steps = 160 micro-steps.
-# Warm-up 1 epoch = 16 micro-steps (wp_it). The plan evaluates VAR's prog_si at g = 2·step (research/var.md §2.1):
+# Warm-up 1 epoch = 16 micro-steps (wp_it). The plan evaluates VAR's prog_si at g = 2·step (VAR train.py:286-294):
 # g ≤ 16: pg0 = 1; then 1 + round((g − 16)/(0.5·160 − 16)·2): g = 32 → round(0.5) = 0 (halves to even) → 1,
 # g = 34 → round(0.5625) = 1 → 2, g = 64 → round(1.5) = 2 → 3 = K−1. So scale 1 for steps 0-16, 2 for 17-31,
 # 3 for 32-79, i.e. micro-steps [0, 34), [34, 64), [64, 160).

@@ -1,4 +1,4 @@
-"""ET and ET++ as composed curricula: bandwidth + RandAugment magnitude (research/efficienttrain.md §1)."""
+"""ET and ET++ as composed curricula: bandwidth + RandAugment magnitude (ET++ launchers, ICCV ET_training.py)."""
 
 import pytest
 
@@ -25,7 +25,7 @@ def at(compute_fraction: float = 0.0, epoch: float = 0.0, total_epochs: int = 30
     ("fraction", "bandwidth", "magnitude"),
     [
         # ET++ Swin-T, 10 stages of 10% compute: B = 96 for [0, 0.2), 160 for [0.2, 0.6), 224 for [0.6, 1];
-        # m = stage index = ⌊10·fraction⌋ (research/efficienttrain.md §1.1 worked example).
+        # m = stage index = ⌊10·fraction⌋ (the launchers' --aa rand-m{ET_index}).
         (0.0, 96, 0),
         (0.19, 96, 1),
         (0.2, 160, 2),
@@ -87,7 +87,7 @@ def test_iccv_efficienttrain_stages_are_equal_epoch_segments(epoch, bandwidth, m
 
 def test_iccv_efficienttrain_costs_0653_of_the_baseline_compute():
     # (3·(160/224)² + (192/224)² + 1)/5 = (3·25600 + 36864 + 50176)/(5·50176) = 163840/250880 = 0.6531,
-    # the "1.53×" of ICCV Table 6 (research/efficienttrain.md §1.2). Averaged over the 300 epochs' midpoints.
+    # the "1.53×" of ICCV Table 6 (ET_training.py L51). Averaged over the 300 epochs' midpoints.
     et = build([{"name": "low_frequency_crop", "schedule": "iccv"}])
     costs = [et.relative_cost(et.state_at(at(epoch=e + 0.5)), 224) for e in range(300)]
     assert sum(costs) / len(costs) == pytest.approx(163840 / 250880, rel=1e-12)

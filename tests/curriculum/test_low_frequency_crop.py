@@ -1,4 +1,4 @@
-"""Low-frequency cropping: the exact FFT crop and ET++'s Lanczos down-sampling (research/efficienttrain.md §2)."""
+"""Low-frequency cropping: the exact FFT crop and ET++'s Lanczos down-sampling (docs/references.md)."""
 
 import math
 
@@ -88,7 +88,7 @@ def test_lanczos_resize_matches_the_fft_crop_once_their_sampling_grids_are_align
     lanczos = resize_low_frequency(one_over_f_image(pixels(SIDE))[None].float(), bandwidth)[0].double()
     # Tolerance: Lanczos-3 is a windowed sinc whose response droops and leaks near B/2, where a 1/f image still
     # has energy, so the two differ by ~41 dB PSNR (measured 39.9-42.8 dB over seeds and B, float32 resize);
-    # the research found 38.6-38.9 dB for 1/f noise (research/efficienttrain.md §2.3). Bound: 38 dB.
+    # a one-off check found 38.6-38.9 dB for 1/f noise (docs/references.md). Bound: 38 dB.
     mse = torch.mean((interior(fft) - interior(lanczos)) ** 2).item()
     assert -10 * math.log10(mse) > 38.0
 

@@ -1,4 +1,4 @@
-"""Progressive resizing in its three forms (research/efficienttrain.md §6.1-6.2)."""
+"""Progressive resizing in its three forms (Composer, ffcv-imagenet)."""
 
 import pytest
 from pydantic import ValidationError
@@ -71,7 +71,7 @@ def test_composer_counts_completed_epochs_when_the_duration_is_in_epochs():
 @pytest.mark.parametrize(
     ("epoch", "size"),
     [
-        # rn50_88_epochs.yaml: min 160, max 192, ramp epochs 65 → 76 (research/efficienttrain.md §6.1)
+        # rn50_88_epochs.yaml: min 160, max 192, ramp epochs 65 → 76 (ffcv-imagenet)
         (0, 160),
         (65, 160),  # epoch ≤ start_ramp
         (70, 160),  # 160 + 32·5/11 = 174.55 → 174.55/32 = 5.45 → 5·32

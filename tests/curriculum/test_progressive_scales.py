@@ -1,4 +1,4 @@
-"""VAR progressive training (research/var.md §2): stage boundaries, the pgwp ramp, weights and cost."""
+"""VAR progressive training (VAR train.py:270-302, trainer.py): stage boundaries, the pgwp ramp, weights and cost."""
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from curricurun.curriculum.progressive_scales import (
     var_stage,
 )
 
-# VAR d36-s at 512 px with --pg=0.7 --pg0=4 (research/var.md §1.3): ep = 350, wp = ep/50 = 7 epochs,
+# VAR d36-s at 512 px with --pg=0.7 --pg0=4 (VAR#29): ep = 350, wp = ep/50 = 7 epochs,
 # pgwp = ep/300 epochs. ImageNet-1k has 1,281,167 training images; at bs 768, ac 1 that is
 # I = ceil(1281167/768) = 1669 micro-iterations per epoch, so max_it = 350·1669 = 584150,
 # wp_it = 7·1669 = 11683, pg·max_it = 0.7·584150 = 408905 and pgwp_it = 584150/300 = 1947.1667.
@@ -43,7 +43,7 @@ def d36() -> ProgressiveScales:
 
 
 def test_token_counts_are_the_cumulative_squares_of_the_512_patch_numbers():
-    # 1, 1+4, 5+9, 14+16, 30+36, 66+81, 147+169, 316+324, 640+576, 1216+1024 (research/var.md §1.1)
+    # 1, 1+4, 5+9, 14+16, 30+36, 66+81, 147+169, 316+324, 640+576, 1216+1024 (arg_util.py:244-249)
     assert token_counts(PN_512) == (1, 5, 14, 30, 66, 147, 316, 640, 1216, 2240)
 
 

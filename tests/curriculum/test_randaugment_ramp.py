@@ -1,4 +1,4 @@
-"""RandAugment magnitude ramp and the RandAugment transforms it asks for (research/efficienttrain.md §1.1)."""
+"""RandAugment magnitude ramp and the RandAugment transforms it asks for (ET++ launchers L44-63)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Pyramid-Flow's per-batch stage mixture (research/pyramid_flow.md §1.2, §3, §4.1)."""
+"""Pyramid-Flow's per-batch stage mixture (train_pyramid_flow.py L222, pipeline L283-302, issue #119)."""
 
 import pytest
 from pydantic import ValidationError

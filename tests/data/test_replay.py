@@ -102,7 +102,7 @@ def test_a_fresh_batch_that_does_not_split_into_equal_chunks_is_refused():
 
 def test_planned_host_ram_reproduces_the_reference_resnet50_figure():
     # _ET_pp_wReplay_main_res50.py at 96 px: 1920 batches × 512/4 = 128 images per GPU = 245,760 images;
-    # images 245,760 × 3·96·96 × 2 B = 13,589,544,960 B (research: 13.6 GB), labels + indices 245,760 × 16 B.
+    # images 245,760 × 3·96·96 × 2 B = 13,589,544,960 B (13.6 GB), labels + indices 245,760 × 16 B.
     assert planned_host_bytes(1920, 128, 3, 96) == 13_589_544_960 + 245_760 * 16
 
 

@@ -341,7 +341,7 @@ def test_uncached_hub_id_offline_is_one_line_user_error_quickly(tmp_path):
 def test_fashion_mnist_idx_files_load_with_their_published_sizes_quickly():
     train = load_split("idx", str(FASHION_MNIST), "train")
     test = load_split("idx", str(FASHION_MNIST), "test")
-    assert (len(train), len(test)) == (60_000, 10_000)  # research/datasets.md §1.1
+    assert (len(train), len(test)) == (60_000, 10_000)  # Debian dataset-fashion-mnist
     assert train.num_classes == test.num_classes == 10 and train.channels == 1
     assert train.image(0).shape == (1, 28, 28)
     assert [train.label(i) for i in range(4)] == [9, 0, 0, 3]  # first labels of the upstream train file

@@ -1,5 +1,5 @@
 """The shipped EfficientTrain(++) ImageNet recipes, read through ``inspect-schedule --json``: the reference's stage
-tables, the LR by compute, ICCV's 0.653 compute and the baselines (research/efficienttrain.md §1, §3, §4)."""
+tables, the LR by compute, ICCV's 0.653 compute and the baselines (ET++ launchers, main_buffer.py, TPAMI Table 7)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_deit_warm_up_spans_the_whole_96_px_phase_and_resnet50_warms_up_for_a_fi
 def test_et_plus_plus_resnet50_on_imagenet_takes_the_references_steps_and_passes(capsys):
     # 1,281,167 // 4096 = 312 steps per epoch; 200 × 312 = 62,400 compute-steps. 20% at (96/224)² = 9216/50176:
     # 12,480 × 50176/9216 = 67,946.7 → 67,947 steps; 40% at 25600/50176: 24,960 × 1.96 = 48,921.6 → 48,922;
-    # 40% at 1: 24,960. Total 141,829 (research §1.1: 141.6k with the launcher's integer epochs), 454.6 passes.
+    # 40% at 1: 24,960. Total 141,829 (141.6k with the launcher's integer epochs), 454.6 passes.
     report = inspect_json(
         capsys, "efficienttrain_pp_resnet50", "--dataset-size", 1281167, "--world-size", 8, "--every", 10**6
     )

@@ -1,4 +1,4 @@
-"""The Pyramid-Flow DiT: packed and unpacked stage segments compute the same function (research/pyramid_flow.md §3).
+"""The Pyramid-Flow DiT: packed and unpacked stage segments compute the same function (Pyramid-Flow L283-302).
 
 Tolerance: outputs and gradients agree to 1e-5 absolute in float32 (measured differences are ~3e-7: the only
 difference is the order of floating-point sums inside attention and the per-token modulation).

@@ -1,4 +1,4 @@
-"""Pyramidal flow-matching math against values worked out by hand from research/pyramid_flow.md §2.
+"""Pyramidal flow-matching math against values worked out by hand from Pyramid-Flow's scheduler and pipeline.
 
 Code convention: stage 0 is the lowest resolution, σ = 1 is noise. K = 3, γ = 1/3 unless stated.
 """

@@ -23,7 +23,7 @@ def test_every_var_recipe_validates_offline_without_its_tokenizer(capsys):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # VAR's README table (README.md:89-96) with the exact counts of research/var.md §1.2. Per block (per-block
+        # VAR's README table (README.md:89-96) with exact counts from models/basic_var.py. Per block (per-block
         # adaLN) 18C² + 14C + H: qkv 3C², q/v biases 2C, proj C² + C, MLP 8C² + 5C, adaLN 6C² + 6C, scale_mul H.
         # d16 (C 1024, 680 tokens): 16·18,888,720 + word_embed 33C + class_emb 1001C + pos_start C + pos 680C
         # + lvl 10C + head adaLN 2C² + 2C + head 4096C + 4096 = 302,219,520 + 8,064,000 = 310,283,520.

@@ -1,7 +1,7 @@
 """``inspect-schedule recipes/var_d36.yaml --steps-per-epoch 100 --json`` against VAR's progressive training.
 
 At 100 micro-iterations per epoch (bs 768, ac 1): max_it = 350·100 = 35000, wp_it = 7·100 = 700 (wp = ep/50),
-pg·max_it = 0.7·35000 = 24500, pgwp_it = (350/300)·100 = 116.67, K = 10 scales, pg0 = 4 (research/var.md §2).
+pg·max_it = 0.7·35000 = 24500, pgwp_it = (350/300)·100 = 116.67, K = 10 scales, pg0 = 4 (VAR train.py:286-294).
 prog_si = 4 + round((g − 700)/23800 · 5) between 700 and 24500, so stage 4 + j begins where (g − 700)·5/23800
 passes j − ½, i.e. at g = 700 + (2j − 1)·2380 (Python rounds exact halves to even):
   j = 1: 3080 gives exactly 0.5 → round 0, stage 5 from 3081;   j = 2: 7840 gives 1.5 → 2, stage 6 from 7840;

@@ -138,7 +138,7 @@ def test_the_model_needs_classes_from_the_recipe_or_the_data():
 
 def test_the_stage_loss_weights_tokens_by_one_over_the_full_length_and_ramps_the_newest_scale():
     # Uniform logits: every token's cross-entropy is ln 32. Stage 1 (scales 0, 1: 1 + 4 tokens), newest weight 0.25:
-    # loss = ln 32 · (1·1 + 0.25·4) / 130, NOT renormalised to the 5 tokens trained (research/var.md §2.3).
+    # loss = ln 32 · (1·1 + 0.25·4) / 130, NOT renormalised to the 5 tokens trained (VAR trainer.py:112-120).
     setup, spy = make_setup(), Spy()
     stage = StageState(scale_index=1, newest_scale_weight=0.25, scale_loss_weights=(1.0, 0.25))
     loss = setup.training_loss(spy, token_batch(), stage)

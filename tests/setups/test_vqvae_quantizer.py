@@ -1,4 +1,4 @@
-"""VAR's multi-scale residual quantiser (research/var.md §4): residuals, φ sharing, straight-through, fp32."""
+"""VAR's multi-scale residual quantiser (VAR models/quant.py): residuals, φ sharing, straight-through, fp32."""
 
 from __future__ import annotations
 

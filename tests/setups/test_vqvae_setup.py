@@ -17,7 +17,7 @@ from curricurun.setups.vqvae.setup import VqvaeParams, VqvaeSetup
 from curricurun.setups.vqvae.tokenizer import load_tokenizer
 from curricurun.setups.vqvae.vqvae import VQVAE, VQVAEConfig
 
-# VAR's vae_ch160v4096z32 (research/var.md §4). By module, from the layer definitions:
+# VAR's vae_ch160v4096z32 (models/vqvae.py:16-53). By module, from the layer definitions:
 # encoder 44,107,872 + quant_conv (32·32·9 + 32 = 9,248) + quantize (codebook 4096·32 = 131,072 and 4 φ's of 9,248 =
 # 36,992: 168,064) + post_quant_conv 9,248 + decoder 64,653,923 = 108,948,355.
 VAR_VAE_PARAMETERS = 108_948_355

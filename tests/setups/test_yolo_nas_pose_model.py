@@ -12,7 +12,7 @@ from curricurun.setups.yolo_nas_pose.head import PoseHeadOutput, decode_boxes, d
 from curricurun.setups.yolo_nas_pose.model import build_yolo_nas_pose
 
 # super-gradients 3.7.1, models.get("yolo_nas_pose_<v>", num_classes=17): sum of p.numel() before and after
-# prep_model_for_conversion (research/yolo_nas_pose.md §2.2).
+# prep_model_for_conversion (super-gradients 3.7.1, counted once).
 SG_COUNTS = {
     "n": (9_901_483, 6_856_107),
     "s": (22_226_028, 15_356_380),

@@ -13,7 +13,7 @@ from curricurun.errors import UserError
 from curricurun.recipe import load_recipe
 from curricurun.setups import get as get_setup
 
-# research/yolo_nas_pose.md §2.2 (measured on super-gradients 3.7.1)
+# counted once on super-gradients 3.7.1 (models.get)
 SG_TRAIN_COUNTS = {"n": 9_901_483, "s": 22_226_028, "m": 58_208_046, "l": 79_366_452}
 
 
