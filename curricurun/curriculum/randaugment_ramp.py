@@ -6,15 +6,12 @@ indexed exactly like the ``low_frequency_crop`` bandwidth stages, so the two cur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import CurriculumParams, Progress, StageState
 from curricurun.curriculum.low_frequency_crop import Axis, progress_fraction, stage_index
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 # Magnitude per equal stage (``_ET_pp_main_*.py`` L44-63; ICCV ``ET_training.py`` L64).
 MAGNITUDE_TABLES: dict[str, tuple[float, ...]] = {
@@ -23,67 +20,6 @@ MAGNITUDE_TABLES: dict[str, tuple[float, ...]] = {
 }
 SCHEDULE_AXIS: dict[str, Axis] = {"et++": "compute", "iccv": "epochs", "linear": "compute"}
 MAX_MAGNITUDE = 10  # timm's magnitude scale: level m means m/10 of each op's strongest setting (_LEVEL_DENOM)
-IMAGENET_MEAN_RGB = (124, 116, 104)  # timm fills with the ImageNet mean, round(255·mean) (transforms_factory.py)
-
-
-class _PilOnly:
-    """Adapts a PIL-only transform (timm's RandAugment) so it also accepts a ``[C,H,W]`` uint8 tensor.
-
-    A class rather than a closure so DataLoader workers started by spawn/forkserver can pickle it.
-    """
-
-    def __init__(self, transform: Callable[[Any], Any]) -> None:
-        self.transform = transform
-
-    def __call__(self, image: Any) -> Any:
-        import torch
-        from torchvision.transforms.v2 import functional as tvf
-
-        if isinstance(image, torch.Tensor):
-            return tvf.pil_to_tensor(self.transform(tvf.to_pil_image(image)))
-        return self.transform(image)
-
-
-def randaugment_transform(
-    magnitude: float,
-    num_ops: int = 2,
-    policy: Literal["timm", "torchvision"] = "timm",
-    fill: tuple[int, int, int] = IMAGENET_MEAN_RGB,
-) -> Callable[[Any], Any]:
-    """A RandAugment transform at ``magnitude`` (timm's 0–10 scale) for a PIL image or ``[C,H,W]`` uint8 tensor.
-
-    ``policy="timm"`` reproduces ET++ exactly: ``rand-m{m}-n{num_ops}-mstd0.5-inc1`` (the launchers' ``--aa``
-    string, ``_ET_pp_main_*.py`` L44-63) with bicubic ops and an ImageNet-mean fill, as timm's ImageNet
-    train pipeline builds it. timm's string takes an integer m, so a fractional ramp value is rounded.
-
-    ``policy="torchvision"`` uses ``torchvision.transforms.v2.RandAugment``. Its magnitude indexes
-    ``num_magnitude_bins`` levels spanning each op's full range, so timm's m/10 is expressed as index
-    ``round(10·m)`` of 101 bins (the default 31 bins would make m=9 mean 9/30, a third of timm's strength).
-    It differs from timm in its op set and ranges, applies every chosen op (timm: each with p=0.5) and has no
-    magnitude noise (timm: mstd 0.5); use it when timm is not wanted.
-    """
-    if not 0 <= magnitude <= MAX_MAGNITUDE:
-        raise ValueError(f"RandAugment magnitude {magnitude} is outside timm's scale [0, {MAX_MAGNITUDE}]")
-    if policy == "timm":
-        from timm.data.auto_augment import rand_augment_transform
-        from timm.data.transforms import str_to_pil_interp
-
-        config = f"rand-m{round(magnitude)}-n{num_ops}-mstd0.5-inc1"
-        hparams = {"img_mean": tuple(fill), "interpolation": str_to_pil_interp("bicubic")}
-        return _PilOnly(rand_augment_transform(config, hparams))
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms.v2 import RandAugment
-
-    bins = 10 * MAX_MAGNITUDE + 1
-    return RandAugment(
-        num_ops=num_ops,
-        magnitude=round(10 * magnitude),
-        num_magnitude_bins=bins,
-        interpolation=InterpolationMode.BILINEAR,  # tensor affine kernels support nearest/bilinear only
-        fill=list(fill),
-    )
-
-
 class RandAugmentRampParams(CurriculumParams):
     schedule: Literal["et++", "iccv", "linear"] = Field(
         "et++",
@@ -114,7 +50,8 @@ class RandAugmentRamp:
     What: the RandAugment magnitude m grows with training progress, so the model sees weak augmentation while
     it learns from low frequencies and strong augmentation once it trains at full size. Sets
     ``StageState.aug_magnitude`` (timm's 0-10 scale); the data side applies RandAugment at that magnitude
-    (in any loop: :func:`randaugment_transform`; the op count is a data-augmentation setting, not a curriculum's).
+    (timm's own ``RandAugment``, built by :func:`curricurun.data.pipelines.randaugment.timm_rand_augment` in the
+    ``imagenet`` and ``small_images`` pipelines; the op count is a pipeline setting, not a curriculum's).
 
     When it helps: together with ``low_frequency_crop`` (ET / ET++); on its own it is the "adapt regularisation
     to the training stage" idea that EfficientNetV2 also uses with progressive resizing (arXiv 2104.00298).

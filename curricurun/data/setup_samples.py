@@ -48,13 +48,18 @@ class SetupEvaluationDataset(Dataset):
         return self.setup.evaluation_sample(self.split, self.start + position, self.resolution)
 
 
-def evaluation_dataset(setup, split, resolution: int, start: int, stop: int) -> tuple[Dataset, Any]:
-    """The evaluation shard ``[start, stop)`` and its collate function, whoever builds the samples."""
+def evaluation_dataset(setup, split, resolution: int, start: int, stop: int, pipeline=None) -> tuple[Dataset, Any]:
+    """The evaluation shard ``[start, stop)`` and its collate function, whoever builds the samples.
+
+    ``pipeline``: the recipe's named image pipeline (:mod:`curricurun.data.pipelines`); None = ``small_images``.
+    """
     if owns_data(setup):
         return SetupEvaluationDataset(setup, split, resolution, start, stop), setup.collate
-    from curricurun.data.transforms import EvalTransform
+    if pipeline is None:
+        from curricurun.data.transforms import EvalTransform
 
-    return EvalDataset(split, EvalTransform(), resolution, start, stop), collate
+        pipeline = EvalTransform()
+    return EvalDataset(split, pipeline, resolution, start, stop), collate
 
 
 def refuse_classification_options(recipe, setup_name: str) -> list[tuple[tuple[str, ...], str]]:

@@ -21,6 +21,7 @@ path cannot be exercised offline; its tests feed the same column handling from a
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from curricurun.data.decode import CorruptImageError, Fit, open_picture
 from curricurun.data.idx import load_idx_split
 from curricurun.errors import UserError
 
@@ -68,11 +70,13 @@ class ImageClassificationData:
         images: np.ndarray | None = None,
         rows: datasets.Dataset | None = None,
         image_column: str = "image",
+        paths: list[str] | None = None,
     ):
         self._labels = labels
         self._images = images
         self._rows = rows
         self._image_column = image_column
+        self._paths = paths  # image-folder files, read once: no datasets row access per image
         self.num_classes = num_classes
         self.channels = channels
         self.class_names = class_names
@@ -112,13 +116,19 @@ class ImageClassificationData:
             )
         _check_labels(labels, class_names, label_column, description)
         rows = dataset.select_columns([image_column])
-        if not isinstance(rows.features[image_column], datasets.Image):
+        paths = None
+        if isinstance(rows.features[image_column], datasets.Image):
+            # Encoded, not decoded: curricurun decodes itself (reduced-scale JPEG, one-line errors: decode.py).
+            rows = rows.cast_column(image_column, datasets.Image(decode=False))
+            stored = rows[image_column]
+            if all(item["bytes"] is None and item["path"] for item in stored):
+                paths = [item["path"] for item in stored]
+        else:
             rows = rows.with_format("numpy")  # array features: one numpy array per row, not nested lists
-        first = rows[0][image_column]
-        mode = first.mode if isinstance(first, Image.Image) else _array_to_pil(first, image_column, description).mode
-        channels = 1 if mode in _GREY_MODES else 3
         num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
-        return cls(labels, num_classes, channels, class_names, description, rows=rows, image_column=image_column)
+        data = cls(labels, num_classes, 3, class_names, description, rows=rows, image_column=image_column, paths=paths)
+        data.channels = 1 if data._stored_mode(0) in _GREY_MODES else 3
+        return data
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -130,15 +140,47 @@ class ImageClassificationData:
         """Image ``index`` as a new uint8 tensor ``[channels, H, W]`` (safe to modify)."""
         if self._images is not None:
             return torch.from_numpy(self._images[index].copy())
-        value = self._rows[index][self._image_column]
-        picture = (
-            value if isinstance(value, Image.Image) else _array_to_pil(value, self._image_column, self.description)
-        )
-        wanted = "L" if self.channels == 1 else "RGB"
-        if picture.mode != wanted:
-            picture = picture.convert(wanted)
-        array = np.array(picture)  # a writable copy: torch.from_numpy shares it
+        array = np.array(self.picture(index)[0])  # a writable copy: torch.from_numpy shares it
         return torch.from_numpy(array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    def picture(self, index: int, fit: Fit | None = None) -> tuple[Image.Image, tuple[int, int]]:
+        """Image ``index`` as a decoded PIL picture in the split's mode, and its stored ``(width, height)``.
+
+        ``fit`` lets a JPEG be decoded at a reduced scale (:func:`curricurun.data.decode.open_picture`).
+
+        Raises:
+            CorruptImageError: one line naming the file (or row) and ``index``.
+        """
+        mode = "L" if self.channels == 1 else "RGB"
+        if self._images is not None:
+            array = self._images[index]
+            picture = Image.fromarray(array[0] if len(array) == 1 else np.ascontiguousarray(array.transpose(1, 2, 0)))
+            return picture.convert(mode) if picture.mode != mode else picture, picture.size
+        if self._paths is not None:
+            return open_picture(self._paths[index], self._paths[index], index, mode, fit)
+        value = self._rows[index][self._image_column]
+        if isinstance(value, dict):  # an encoded datasets.Image: {"bytes": ..., "path": ...}
+            stored = value["bytes"] if value["bytes"] is not None else value["path"]
+            return open_picture(stored, value["path"] or f"row {index} of {self.description}", index, mode, fit)
+        if not isinstance(value, Image.Image):
+            value = _array_to_pil(value, self._image_column, self.description)
+        picture = value.convert(mode) if value.mode != mode else value
+        return picture, picture.size
+
+    def _stored_mode(self, index: int) -> str:
+        """The PIL mode image ``index`` is stored in, read from the header only (for the split's channel count)."""
+        if self._paths is not None:
+            stored = self._paths[index]
+        else:
+            value = self._rows[index][self._image_column]
+            if not isinstance(value, dict):
+                return _array_to_pil(value, self._image_column, self.description).mode
+            stored = io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"]
+        try:
+            with Image.open(stored) as picture:
+                return picture.mode
+        except (OSError, SyntaxError, ValueError) as error:
+            raise CorruptImageError(f"data.path: image {index} of {self.description} cannot be read: {error}") from None
 
 
 def load_split(

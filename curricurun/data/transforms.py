@@ -15,22 +15,13 @@ Measured per Fashion-MNIST image (2-core machine, one thread, best of 5 runs): n
 B = 14 (torchvision's tensor resize in the same place: 47 / 96 µs); RandAugment (n = 2, m = 9) adds
 about 300 µs, mostly torchvision's per-op dispatch.
 
-RandAugment magnitude. ``magnitude`` is on timm's scale, the one EfficientTrain++ ramps
-(``rand-m{m}-mstd0.5-inc1``, m = 0…9, maximum 10 = timm's ``_LEVEL_DENOM``, ``auto_augment.py``):
-an op runs at the fraction m/10 of its range. torchvision's ``RandAugment`` indexes a table of
-``num_magnitude_bins`` values from 0 to the same maxima as timm's increasing ops (rotate 30°, shear 0.3,
-enhance 1 ± 0.9, solarize threshold 255 → 0; translate 0.453 × size against timm's 0.45), so with 31 bins
-timm's m is torchvision bin ``round(3·m)`` (:func:`magnitude_bin`); passing m itself as the bin would give
-a third of the strength. timm's per-op probability (p = 0.5) and magnitude noise (mstd = 0.5, clipped to
-[0, 10]) are reproduced by drawing, per op, whether it runs and its magnitude, then applying a one-op
-torchvision RandAugment. What still differs from timm: the op set (torchvision has Identity, timm has
-Invert and SolarizeAdd), posterize (torchvision 8 → 4 bits, timm's increasing variant 4 → 0 bits), and
-bilinear rather than bicubic geometric ops (torchvision's tensor kernels offer nearest or bilinear).
+RandAugment is timm's own (:func:`curricurun.data.pipelines.randaugment.timm_rand_augment`,
+``rand-m{m}-n{n}-mstd0.5-inc1``, the op set EfficientTrain++ runs), applied to the PIL picture of the cropped and
+flipped image and filled with ``round(255·mean)``. ``magnitude`` is on timm's scale (0-10).
 
-Randomness comes only from ``seed``: a ``torch.Generator`` draws the crop, the flip, the op skips and the
-magnitude noise, and one number drawn from it seeds torch's global CPU generator for torchvision's op
-choice inside ``torch.random.fork_rng``, which restores the global state afterwards. DataLoader workers
-are processes, so this is safe there; do not call one transform from several threads at once.
+Randomness comes only from ``seed``: a ``torch.Generator`` draws the crop and the flip, and one number drawn
+from it seeds python's ``random`` and numpy's global RNG, which timm's RandAugment draws from
+(:func:`curricurun.data.pipelines.base.seeded_library_rngs`; the states are restored in the main process).
 """
 
 from __future__ import annotations
@@ -41,20 +32,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
 _TIMM_MAX_MAGNITUDE = 10.0  # timm's _LEVEL_DENOM: magnitude 10 = the top of every op's range
-_MAGNITUDE_BINS = 31  # torchvision's default table size; bin 30 = timm magnitude 10
 Kernel = Literal["bilinear", "lanczos"]
-
-
-def magnitude_bin(magnitude: float) -> int:
-    """The torchvision RandAugment bin (of 31) for a timm-scale magnitude: ``round(m · 30 / 10)``.
-
-    ``m`` is first clipped to [0, 10], as timm clips a noisy magnitude to ``mmax`` = 10.
-    """
-    clipped = min(max(magnitude, 0.0), _TIMM_MAX_MAGNITUDE)
-    return round(clipped * (_MAGNITUDE_BINS - 1) / _TIMM_MAX_MAGNITUDE)
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,9 +140,8 @@ class StageTransform:
         self.op_probability = op_probability
         self.magnitude_std = magnitude_std
         # RandAugment fills uncovered pixels with the mean (timm's img_mean), which normalises to 0.
-        fill = [round(255 * value) for value in mean]
-        self._fill = fill[0] if len(fill) == 1 else fill
-        self._one_op: dict[int, v2.RandAugment] = {}  # magnitude bin -> one-op RandAugment, built on first use
+        self._fill = tuple(min(255, round(255 * value)) for value in mean)
+        self._augments: dict[float, object] = {}  # magnitude -> timm RandAugment, built on first use
 
     def __call__(
         self, image: torch.Tensor, resolution: int, magnitude: float | None, bandwidth: int | None, seed: int
@@ -194,27 +173,31 @@ class StageTransform:
         return self.normalise(_resize(pixels, side, kernel))
 
     def _rand_augment(self, image: torch.Tensor, magnitude: float, generator: torch.Generator) -> torch.Tensor:
-        """timm-style RandAugment: each of the ops runs with ``op_probability``, at its own noisy magnitude."""
-        runs = torch.rand(self.randaugment_num_ops, generator=generator) < self.op_probability
-        noisy = magnitude + self.magnitude_std * torch.randn(self.randaugment_num_ops, generator=generator)
-        op_seed = int(torch.randint(0, 2**62, (), generator=generator))
-        with torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(op_seed)
-            for run, value in zip(runs.tolist(), noisy.tolist(), strict=True):
-                if run:
-                    image = self._op_at(magnitude_bin(value))(image)
-        return image
+        """timm's RandAugment on the uint8 ``[C, H, W]`` image, its RNGs seeded from ``generator``."""
+        from PIL import Image
 
-    def _op_at(self, bin_: int) -> v2.RandAugment:
-        if bin_ not in self._one_op:
-            self._one_op[bin_] = v2.RandAugment(
-                num_ops=1,
-                magnitude=bin_,
-                num_magnitude_bins=_MAGNITUDE_BINS,
-                interpolation=v2.InterpolationMode.BILINEAR,
-                fill=self._fill,
+        from curricurun.data.pipelines.base import seeded_library_rngs
+
+        if magnitude not in self._augments:
+            from curricurun.data.pipelines.randaugment import timm_rand_augment
+
+            channels = image.shape[0]
+            self._augments[magnitude] = timm_rand_augment(
+                magnitude,
+                self.randaugment_num_ops,
+                magnitude_std=self.magnitude_std,
+                probability=self.op_probability,
+                fill=self._fill if len(self._fill) == channels else self._fill[:1] * channels,
             )
-        return self._one_op[bin_]
+        pixels = image.numpy()
+        picture = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+        with seeded_library_rngs(int(torch.randint(0, 2**62, (), generator=generator))):
+            array = np.array(self._augments[magnitude](picture))  # writable: torch.from_numpy shares it
+        return torch.from_numpy(np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1)))
+
+    def train_sample(self, data, index: int, resolution: int, magnitude, bandwidth, seed: int) -> torch.Tensor:
+        """The pipeline contract (:mod:`curricurun.data.pipelines.base`): decode ``index`` and transform it."""
+        return self(data.image(index), resolution, magnitude, bandwidth, seed)
 
 
 class EvalTransform:
@@ -225,3 +208,6 @@ class EvalTransform:
 
     def __call__(self, image: torch.Tensor, resolution: int) -> torch.Tensor:
         return self.normalise(_resize(image.numpy(), resolution, "bilinear"))
+
+    def eval_sample(self, data, index: int, resolution: int) -> torch.Tensor:
+        return self(data.image(index), resolution)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from curricurun.data.setup_samples import evaluation_dataset
-from curricurun.data.staged import shard_bounds
+from curricurun.data.staged import checked_batch, shard_bounds
 
 CLASSIFICATION_EVAL_BATCH = 256  # images of 28-224 px: a large batch costs little memory and saves loader overhead
 
@@ -25,8 +25,11 @@ CLASSIFICATION_EVAL_BATCH = 256  # images of 28-224 px: a large batch costs litt
 @torch.no_grad()
 def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelerator, recipe) -> dict[str, float]:
     """The setup's metrics on the whole evaluation split, exactly as one process would compute them."""
+    from curricurun.data import pipelines
+
     start, stop = shard_bounds(len(eval_data), accelerator.process_index, accelerator.num_processes)
-    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, start, stop)
+    pipeline = pipelines.build(recipe.data.pipeline, recipe.data.augment)
+    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, start, stop, pipeline)
     with_records = hasattr(setup, "evaluation_step")
     # Record-based setups (detection, pose) run at their training batch size: their images are large.
     eval_batch = batch_size if with_records else max(batch_size, CLASSIFICATION_EVAL_BATCH)
@@ -36,7 +39,7 @@ def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelera
     totals: dict[str, torch.Tensor] = {}
     records: list = []
     for batch in loader:
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        batch = {k: v.to(accelerator.device) for k, v in checked_batch(batch).items()}
         with accelerator.autocast():
             if with_records:
                 sums, batch_records = setup.evaluation_step(model, batch)
@@ -83,8 +86,10 @@ def _all_reduce_sums(totals: dict[str, torch.Tensor], accelerator) -> dict[str, 
     return result
 
 
-def first_evaluation_batch(eval_data, resolution: int, count: int, device, setup=None) -> dict[str, torch.Tensor]:
+def first_evaluation_batch(
+    eval_data, resolution: int, count: int, device, setup=None, pipeline=None
+) -> dict[str, torch.Tensor]:
     """The first ``count`` evaluation samples as one batch: the fixed inputs of reconstruction/sample pictures."""
-    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, 0, min(count, len(eval_data)))
-    batch = collate_fn([dataset[i] for i in range(len(dataset))])
+    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, 0, min(count, len(eval_data)), pipeline)
+    batch = checked_batch(collate_fn([dataset[i] for i in range(len(dataset))]))
     return {k: v.to(device) for k, v in batch.items()}

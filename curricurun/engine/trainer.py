@@ -26,7 +26,7 @@ from curricurun.data.mixing import build_mixup, build_random_erasing, erase_batc
 from curricurun.data.replay import FreshSampler, ReplayStages
 from curricurun.data.sampler import PlannedBatchSampler
 from curricurun.data.setup_samples import SetupTrainingDataset, check_split_size, owns_data
-from curricurun.data.staged import StagedDataset, collate
+from curricurun.data.staged import StagedDataset, checked_batch, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
 from curricurun.engine.checkpoint import resolve_resume_path
 from curricurun.engine.evaluation import evaluate, first_evaluation_batch
@@ -98,8 +98,7 @@ def train(
     """
     from accelerate.utils import set_seed
 
-    from curricurun.data import load_recipe_split
-    from curricurun.data.transforms import StageTransform
+    from curricurun.data import load_recipe_split, pipelines
     from curricurun.setups import get as get_setup
     from curricurun.setups.base import DataShape
 
@@ -189,8 +188,9 @@ def train(
     if owns_data(setup):
         train_dataset, collate_fn = SetupTrainingDataset(setup, train_data, data.image_size), setup.collate
     else:
-        transform = StageTransform(**_transform_options(recipe))
-        train_dataset, collate_fn = StagedDataset(train_data, transform, data.image_size), collate
+        pipeline = pipelines.build(data.pipeline, data.augment, train_data)
+        skip = data.corrupt_images == "skip"
+        train_dataset, collate_fn = StagedDataset(train_data, pipeline, data.image_size, skip), collate
     loader = DataLoader(
         train_dataset,
         batch_sampler=sampler,
@@ -200,6 +200,13 @@ def train(
         pin_memory=False,
     )
     batches = iter(loader)
+    skipped_files: list[str] = []
+
+    def skip_report(messages: list[str]) -> None:  # data.corrupt_images: skip
+        skipped_files.extend(messages)
+        for message in messages:
+            reporter.print(f"skipped undecodable image ({len(skipped_files)} so far): {message}")
+
     trace = SampleTrace(rank)
     trace.attach(accelerator.unwrap_model(model))
 
@@ -216,7 +223,7 @@ def train(
         seed_model_randomness(step_seed(recipe.seed, step, rank))
         for micro in range(sizes.accumulation):
             augment_seed = step_seed(recipe.seed, step, rank) + micro
-            host = _host_batch(next(batches), eraser, replay, step, augment_seed)
+            host = _host_batch(checked_batch(next(batches), skip_report), eraser, replay, step, augment_seed)
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in host.items()}
             if fft_on_device and state.bandwidth is not None:
                 batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
@@ -272,7 +279,7 @@ def train(
             record = {"epoch": round(plan.epoch_at(done), 4), **{f"eval/{k}": v for k, v in metrics.items()}}
             history.append(record)
             reporter.log(record, done)
-            _pictures_after_evaluation(setup, accelerator, eval_model, eval_data, data.image_size, done, run_dir)
+            _pictures_after_evaluation(setup, accelerator, eval_model, eval_data, data, done, run_dir)
             reporter.print(
                 f"eval at step {done} (epoch {plan.epoch_at(done):.2f}): "
                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
@@ -332,11 +339,14 @@ def _export_model(accelerator, model, ema, recipe):
     return accelerator.unwrap_model(model)
 
 
-def _pictures_after_evaluation(setup, accelerator, model, eval_data, resolution, step, run_dir) -> None:
+def _pictures_after_evaluation(setup, accelerator, model, eval_data, data, step, run_dir) -> None:
     """The setup's optional pictures (reconstructions, samples) from the first evaluation images."""
     if not accelerator.is_main_process or not hasattr(setup, "after_evaluation"):
         return
-    batch = first_evaluation_batch(eval_data, resolution, 16, accelerator.device, setup)
+    from curricurun.data import pipelines
+
+    pipeline = pipelines.build(data.pipeline, data.augment)
+    batch = first_evaluation_batch(eval_data, data.image_size, 16, accelerator.device, setup, pipeline)
     unwrapped = accelerator.unwrap_model(model)
     was_training = unwrapped.training
     unwrapped.eval()
@@ -400,16 +410,6 @@ def _replay_ram_lines(replay, curriculum, channels: int, image_size: int) -> lis
         return (None if on_device else state.bandwidth) or state.resolution or image_size
 
     return replay.host_ram_lines(channels, side)
-
-
-def _transform_options(recipe) -> dict[str, Any]:
-    augment = recipe.data.augment
-    return {
-        "hflip": augment.hflip,
-        "random_crop_padding": augment.random_crop_padding,
-        "randaugment_num_ops": augment.randaugment_num_ops,
-        "fixed_magnitude": augment.randaugment_magnitude,
-    }
 
 
 def _stage_fields(state) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from curricurun.recipe.schema import Recipe
 
 _SETUP_REGISTRY = "curricurun.setups"
 _CURRICULUM_REGISTRY = "curricurun.curriculum.registry"
+_PIPELINE_REGISTRY = "curricurun.data.pipelines"
 
 
 class _RecipeLoader(yaml.SafeLoader):
@@ -279,6 +280,9 @@ def _validate(tree: _SourcedTree, problems: list[str]) -> Recipe:
     if problems or recipe is None or setup_params is None:
         raise RecipeError(problems)
     recipe.attach_components(setup_params, curriculum_params)
+    conflicts = importlib.import_module(_PIPELINE_REGISTRY).augment_conflicts(recipe.data)
+    if conflicts:
+        raise RecipeError([format_problem(tree.source_for(loc), loc, message) for loc, message in conflicts])
     setup_class = importlib.import_module(_SETUP_REGISTRY).available()[recipe.setup.name]
     setup_checks = getattr(setup_class, "recipe_problems", None)
     if setup_checks is not None:  # fields the setup would otherwise ignore (setups/base.py SetupWithRecipeChecks)
@@ -323,4 +327,7 @@ def _validate_components(data: Mapping[Any, Any]) -> tuple[BaseModel | None, lis
         params = params_of(entry, ("curriculum", index), "curriculum", _CURRICULUM_REGISTRY)
         if params is not None:
             curriculum_params.append(params)
+    data_section = data.get("data")
+    if isinstance(data_section, dict) and "pipeline" in data_section:  # named image pipeline (data/pipelines/)
+        params_of(data_section["pipeline"], ("data", "pipeline"), "pipeline", _PIPELINE_REGISTRY)
     return setup_params, curriculum_params, problems

@@ -153,6 +153,12 @@ class DataConfig(Section):
     max_eval_samples: PositiveInt | None = None
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     replay: ReplayConfig | None = None
+    # The named per-sample image pipeline, {name: imagenet | var | pyramid_flow | small_images, **params}; its
+    # parameters are validated against the pipeline's own model (curricurun/data/pipelines/).
+    pipeline: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="small_images"))
+    # A file that cannot be decoded: 'error' stops with one line naming it (exit 2); 'skip' loads the next
+    # image of the split in its place and counts it in the log.
+    corrupt_images: Literal["error", "skip"] = "error"
 
 
 class BatchConfig(Section):

@@ -1,12 +1,12 @@
 """RandAugment magnitude ramp and the RandAugment transforms it asks for (ET++ launchers L44-63)."""
 
 import pytest
-import torch
 from PIL import Image
 from pydantic import ValidationError
 
 from curricurun.curriculum.base import Progress
-from curricurun.curriculum.randaugment_ramp import RandAugmentRamp, RandAugmentRampParams, randaugment_transform
+from curricurun.curriculum.randaugment_ramp import RandAugmentRamp, RandAugmentRampParams
+from curricurun.data.pipelines.randaugment import timm_rand_augment
 
 
 def at(compute_fraction: float) -> Progress:
@@ -36,36 +36,22 @@ def test_a_custom_magnitude_table_splits_progress_into_equal_stages():
 def test_timm_policy_builds_et_plus_plus_rand_m_mstd05_inc1():
     # ET++'s --aa rand-m{m}-mstd0.5-inc1 with timm's default 2 ops: magnitude 7 with noise std 0.5 per op,
     # and the "increasing" op set (e.g. PosterizeIncreasing) - the ops keep their timm names.
-    transform = randaugment_transform(7)
-    inner = transform.transform
+    inner = timm_rand_augment(7)
     assert inner.num_layers == 2
     assert {op.magnitude for op in inner.ops} == {7}
     assert {op.magnitude_std for op in inner.ops} == {0.5}
     assert "PosterizeIncreasing" in {op.name for op in inner.ops}
 
 
-def test_timm_policy_accepts_pil_images_and_uint8_tensors():
-    torch.manual_seed(0)
-    image = torch.randint(0, 256, (3, 64, 48), dtype=torch.uint8)
-    transform = randaugment_transform(9, num_ops=3)
-    out = transform(image)
-    assert out.dtype == torch.uint8 and out.shape == (3, 64, 48)
-    pil = transform(Image.new("RGB", (48, 64), (10, 200, 30)))
-    assert isinstance(pil, Image.Image) and pil.size == (48, 64)
-
-
-def test_torchvision_policy_expresses_timms_magnitude_scale_in_101_bins():
-    # timm's m means m/10 of an op's range; torchvision's magnitude index i means i/(bins−1).
-    # m = 4.5 → index round(10·4.5) = 45 of 101 bins → 45/100 = 4.5/10.
-    transform = randaugment_transform(4.5, policy="torchvision")
-    assert (transform.magnitude, transform.num_magnitude_bins, transform.num_ops) == (45, 101, 2)
-    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-    assert transform(image).shape == (3, 32, 32)
+def test_a_fractional_magnitude_of_the_linear_ramp_is_set_on_every_op():
+    inner = timm_rand_augment(4.5, num_ops=3)
+    assert inner.num_layers == 3 and {op.magnitude for op in inner.ops} == {4.5}
+    assert isinstance(inner(Image.new("RGB", (48, 64), (10, 200, 30))), Image.Image)
 
 
 def test_magnitudes_outside_timms_scale_are_refused():
     with pytest.raises(ValueError):
-        randaugment_transform(11)
+        timm_rand_augment(11)
     with pytest.raises(ValidationError):
         RandAugmentRampParams(magnitudes=[1, 12])
     with pytest.raises(ValidationError):

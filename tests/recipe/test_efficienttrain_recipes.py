@@ -114,7 +114,8 @@ def test_baselines_train_300_full_size_epochs_with_fixed_randaugment_m9(model, c
     assert report["total_steps"] == 300 * STEPS_PER_EPOCH and report["relative_compute"] == 1.0
     assert len(report["stages"]) == 1 and "bandwidth" not in report["stages"][0]
     recipe = load_recipe(RECIPES_DIR / f"efficienttrain_baseline_{model}.yaml")
-    assert recipe.data.augment.randaugment_magnitude == 9
+    pipeline = recipe.data.pipeline
+    assert pipeline.name == "imagenet" and pipeline.params["magnitude"] == 9  # timm rand-m9-mstd0.5-inc1
     assert recipe.schedule.warmup_epochs == 20 and recipe.schedule.unit == "steps"
 
 
@@ -132,7 +133,8 @@ def test_et_plus_plus_recipes_keep_the_references_optimiser_augmentation_and_sca
     assert recipe.optim.lr_scaling.reference_batch == 4096 and recipe.optim.weight_decay == 0.05
     assert (augment.mixup, augment.cutmix, augment.mixup_switch_prob) == (0.8, 1.0, 0.5)
     assert (augment.random_erasing, augment.random_erasing_mode) == (0.25, "pixel")
-    assert augment.randaugment_magnitude is None  # the ramp sets m
+    assert recipe.data.pipeline.name == "imagenet" and recipe.data.pipeline.params["magnitude"] is None  # the ramp
+    assert recipe.data.pipeline.params["augment_at"] == "base"  # ET++'s order: RandAugment at 224, then Lanczos to B
     assert recipe.setup_params.label_smoothing == 0.1
     # Drop path = base · E / 200 (launchers: e.g. --drop_path {0.2 * args.epoch / 200} for Swin-T).
     assert recipe.setup_params.drop_path_rate == pytest.approx(base_drop_path * recipe.training.budget_epochs / 200)

@@ -18,7 +18,7 @@ ONE_SCALES_ENTRY = {"curriculum": [{"name": "progressive_scales"}]}
 SHAPES = "'constant', 'cosine', 'linear', 'step', 'sg_cosine', 'lin', 'lin0', 'lin00', 'cos', 'exp', 'auto'"
 DATA_KEYS = (
     "source, path, config, revision, train_split, eval_split, image_column, label_column, image_size, num_workers, "
-    "max_train_samples, max_eval_samples, augment, replay"
+    "max_train_samples, max_eval_samples, augment, replay, pipeline, corrupt_images"
 )
 
 # (id, changes to the minimal recipe, overrides, the expected problem)
