@@ -52,7 +52,7 @@ def test_validate_demo_imports_only_the_classification_setup_and_no_torch(tmp_pa
             m == f"curricurun.setups.{family}" or m.startswith(f"curricurun.setups.{family}.") for m in modules
         )
     assert not [m for m in modules if m.split(".")[0] in HEAVY]
-    assert not [m for m in modules if m.startswith("curricurun.engine") or m.startswith("curricurun.data")]
+    assert not [m for m in modules if m.startswith("curricurun.engine")]
 
 
 def test_validate_var_recipe_imports_var_but_not_the_other_families(tmp_path):
