@@ -6,8 +6,12 @@ no traceback; ``--debug`` shows the traceback. Any other exception is a bug and 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curricurun import __version__
-from curricurun.errors import UserError
+from curricurun.errors import Interrupted, UserError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -88,6 +92,14 @@ def train(
             "--stop-after", min=1, help="stop (with a checkpoint) after this optimizer step of the plan; resume later"
         ),
     ] = None,
+    resume_changed: Annotated[
+        bool,
+        typer.Option(
+            "--resume-changed",
+            help="resume although the recipe changed in a way that breaks an exact continuation"
+            " (world size, batch, data, curriculum, optimizer, LR); the changes are printed and stored",
+        ),
+    ] = False,
 ) -> None:
     """Train a recipe on CPU, one GPU or many (under `accelerate launch`).
 
@@ -96,7 +108,7 @@ def train(
     from curricurun.engine.trainer import train as run_training
 
     loaded = _load(recipe, set_)
-    run_training(loaded, loaded.resolved, str(output_dir) if output_dir else None, resume, stop_after)
+    run_training(loaded, loaded.resolved, str(output_dir) if output_dir else None, resume, stop_after, resume_changed)
 
 
 @app.command()
@@ -295,26 +307,62 @@ def _normalise_resume(argv: list[str]) -> list[str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Entry point: runs the Typer app and turns user errors into exit code 2."""
+    """Entry point: runs the Typer app and maps how it ended to the exit code (the codes: curricurun.errors).
+
+    0 done; a :class:`UserError` prints one line per problem and exits with its ``exit_code`` (2, or 3 for a
+    non-finite stop); :class:`Interrupted` (Ctrl-C, SIGTERM) exits ``128 + signum``; any other exception is a
+    bug and propagates with its traceback (Python exits 1), so no failure can end as 0.
+    """
     args = _normalise_resume(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="curricurun", standalone_mode=False)
+        with _sigterm_raises():
+            returned = app(args=args, prog_name="curricurun", standalone_mode=False)
     except UserError as error:
         if debug:
             raise
         for line in str(error).splitlines() or ["error"]:
             err.print(f"error: {line}", markup=False)
-        return 2
+        return error.exit_code
+    except Interrupted as stop:
+        err.print(f"interrupted: {stop}", markup=False)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
     except typer.Exit as done:
         return done.exit_code
-    except typer.Abort:
+    except typer.Abort:  # click's name for Ctrl-C at a prompt or during a command
         err.print("aborted")
         return 130
     except _CLICK_EXCEPTION as error:  # a usage error: unknown option, missing argument, value out of range
         error.show()
         return error.exit_code
-    return 0
+    # Without standalone mode click *returns* a typer.Exit's code (and 130 for a Ctrl-C it caught) instead of
+    # raising it; commands themselves return None.
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Interrupted` (exit 143) so ``finally`` blocks run, as Ctrl-C's KeyboardInterrupt does.
+
+    The training loop installs its own handler while it runs (stop at the step boundary, then checkpoint);
+    this one covers the rest (loading data, validating). Only the main thread may set handlers, so an
+    in-process caller on another thread keeps Python's default.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:

@@ -2,13 +2,16 @@
 
 Layout of ``<run>/checkpoint-<step>/``: ``model.safetensors``, ``ema.safetensors`` (when EMA is on),
 ``optimizer.pt`` (a plain tensor/number state dict, read back with ``weights_only=True``) and
-``trainer_state.json`` (step, epoch, sampler position, LR rule, resolved recipe). The directory is written
+``trainer_state.json`` (step, epoch, sampler position, LR rule, resolved recipe, and a manifest: size and sha256 of each
+other file). The directory is written
 under a temporary name and renamed when complete, so a crash mid-write leaves no directory that
 :func:`latest_checkpoint` would pick.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
@@ -25,6 +28,7 @@ from curricurun.errors import UserError
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 REQUIRED_FILES = ("model.safetensors", "optimizer.pt", TRAINER_STATE)
+TEMPORARY_PREFIX = ".tmp-"
 
 
 def checkpoint_name(step: int) -> str:
@@ -45,23 +49,97 @@ def save_checkpoint(
     ema_state: dict[str, torch.Tensor] | None = None,
     keep_last: int = 2,
 ) -> Path:
-    """Write a complete checkpoint atomically, then prune all but the ``keep_last`` newest."""
+    """Write a complete checkpoint atomically, then prune all but the ``keep_last`` newest.
+
+    ``trainer_state`` gains a ``manifest`` (size and sha256 of every other file) so a resume can tell a
+    damaged file from a good one. A failed write (full disk, permissions) removes the partial directory and
+    is a :class:`UserError`; the previous checkpoints are untouched (pruning only runs after the rename).
+    """
     final = run_dir / checkpoint_name(step)
-    temporary = run_dir / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    save_file(_contiguous(model_state), str(temporary / "model.safetensors"))
-    if ema_state is not None:
-        save_file(_contiguous(ema_state), str(temporary / "ema.safetensors"))
-    torch.save(optimizer_state, temporary / "optimizer.pt")
-    # trainer_state.json last: a directory with it is complete even before the rename.
-    (temporary / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=2, sort_keys=True))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(temporary, final)
+    temporary = run_dir / f"{TEMPORARY_PREFIX}{checkpoint_name(step)}-{os.getpid()}"
+    try:
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        save_file(_contiguous(model_state), str(temporary / "model.safetensors"))
+        if ema_state is not None:
+            save_file(_contiguous(ema_state), str(temporary / "ema.safetensors"))
+        torch.save(optimizer_state, temporary / "optimizer.pt")
+        state = {**trainer_state, "manifest": file_manifest(temporary)}
+        # trainer_state.json last: a directory with it is complete even before the rename.
+        (temporary / TRAINER_STATE).write_text(json.dumps(state, indent=2, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+    except (OSError, SafetensorError, RuntimeError) as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        needed = _state_bytes(model_state, optimizer_state, ema_state)
+        raise UserError(_write_failure(run_dir, temporary, error, needed)) from None
     for stale in list_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _write_failure(run_dir: Path, temporary: Path, error: Exception, needed: int) -> str:
+    """One line for a failed checkpoint write. safetensors reports a full disk as an I/O error string."""
+    no_space = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+    if no_space:
+        return f"checkpoint: no space left on {run_dir} (needed ~{max(1, round(needed / 2**20))} MB)"
+    reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    return f"checkpoint: cannot write {temporary} ({reason}); the previous checkpoints are untouched"
+
+
+def _state_bytes(*states: Any) -> int:
+    """Bytes of all tensors in nested state dicts: the size a checkpoint needs, within a few percent."""
+    total = 0
+    for state in states:
+        if isinstance(state, torch.Tensor):
+            total += state.numel() * state.element_size()
+        elif isinstance(state, dict):
+            total += _state_bytes(*state.values())
+        elif isinstance(state, (list, tuple)):
+            total += _state_bytes(*state)
+    return total
+
+
+def file_manifest(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every checkpoint file but the trainer state (which holds the manifest)."""
+    return {
+        file.name: {"size": file.stat().st_size, "sha256": _sha256(file)}
+        for file in sorted(directory.iterdir())
+        if file.is_file() and file.name != TRAINER_STATE
+    }
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_problem(path: Path, manifest: dict[str, Any]) -> str | None:
+    """Why the files of checkpoint ``path`` do not match its manifest, or None when they all do."""
+    for name, expected in manifest.items():
+        file = path / name
+        if not file.is_file():
+            return f"{file} is missing"
+        size = file.stat().st_size
+        if size != expected["size"]:
+            return f"{file} has {size} bytes, the manifest says {expected['size']}"
+        if _sha256(file) != expected["sha256"]:
+            return f"{file} does not match its sha256 in {TRAINER_STATE} (damaged)"
+    return None
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove ``.tmp-checkpoint-*`` directories a crashed or killed run left behind; return them."""
+    if not run_dir.is_dir():
+        return []
+    stale = [child for child in run_dir.iterdir() if child.name.startswith(TEMPORARY_PREFIX) and child.is_dir()]
+    for child in stale:
+        shutil.rmtree(child, ignore_errors=True)
+    return stale
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

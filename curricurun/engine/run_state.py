@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curricurun.engine.checkpoint import load_checkpoint, save_checkpoint
+from curricurun.engine.checkpoint import latest_checkpoint, save_checkpoint
+from curricurun.engine.resume import ResumePoint
+from curricurun.engine.stopping import EXIT_NONFINITE, stop_run
 from curricurun.errors import UserError
 
 
@@ -33,11 +35,35 @@ def update_early_stopping(config, metrics: dict[str, float], state: dict[str, An
 
 
 def save_run_state(
-    run_dir, step, plan, accelerator, model, optimizer, ema, resolved, learning_rate, early_stop_state, history, recipe
+    run_dir,
+    step,
+    plan,
+    accelerator,
+    model,
+    optimizer,
+    ema,
+    resolved,
+    learning_rate,
+    early_stop_state,
+    history,
+    recipe,
+    extra: dict[str, Any] | None = None,
 ) -> Path | None:
-    """All ranks meet; the main process writes the checkpoint (weights, optimizer, trainer state)."""
+    """All ranks meet; the main process writes the checkpoint (weights, optimizer, trainer state).
+
+    Weights that are not all finite are never written (:class:`NonFiniteStop`, exit code 3). A failed write
+    on the main process (full disk) stops every rank: the ranks agree on the outcome before returning.
+    """
     accelerator.wait_for_everyone()
-    path = None
+    weights = accelerator.unwrap_model(model).state_dict()
+    if not all_finite(weights, ema.state_dict() if ema is not None else {}):
+        last = latest_checkpoint(run_dir)
+        stop_run(
+            accelerator,
+            EXIT_NONFINITE,
+            f"non-finite weights after step {step}: not saved; last good checkpoint: {last or 'none'}",
+        )
+    path, failure = None, None
     if accelerator.is_main_process:
         trainer_state = {
             "step": step,
@@ -56,24 +82,54 @@ def save_run_state(
             "eval_history": history,
             "recipe": resolved,
             "rng": "derived from (seed, step, rank) at every step; nothing to restore",
+            **(extra or {}),
         }
-        path = save_checkpoint(
-            run_dir,
-            step,
-            accelerator.unwrap_model(model).state_dict(),
-            optimizer.state_dict(),
-            trainer_state,
-            ema.state_dict() if ema is not None else None,
-            keep_last=recipe.training.checkpoint.keep_last,
-        )
-    accelerator.wait_for_everyone()
+        try:
+            path = save_checkpoint(
+                run_dir,
+                step,
+                weights,
+                optimizer.state_dict(),
+                trainer_state,
+                ema.state_dict() if ema is not None else None,
+                keep_last=recipe.training.checkpoint.keep_last,
+            )
+        except UserError as error:
+            failure = error
+    if ranks_agree_on_failure(accelerator, failure is not None):
+        accelerator.end_training()
+        if failure is not None:
+            raise failure
+        raise UserError("checkpoint: the main process could not write the checkpoint (its message says why)")
     return path or run_dir
 
 
-def restore_run_state(path: Path, accelerator, model, optimizer, ema, plan):
-    """Load a checkpoint into the prepared model, optimizer and EMA; return (step, early stop, history)."""
-    loaded = load_checkpoint(path)
-    state = loaded["trainer_state"]
+def all_finite(*states: dict[str, Any]) -> bool:
+    """Every floating tensor finite: one reduction per tensor and a single host sync for all of them."""
+    import torch
+
+    flags = [
+        torch.isfinite(tensor).all()
+        for state in states
+        for tensor in state.values()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+    ]
+    return bool(torch.stack([flag.cpu() for flag in flags]).all()) if flags else True
+
+
+def ranks_agree_on_failure(accelerator, failed: bool) -> bool:
+    """True on every rank when any rank failed (an all-reduce of one flag; no collective on one process)."""
+    if accelerator.num_processes == 1:
+        return failed
+    import torch
+
+    flag = torch.tensor([1.0 if failed else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, "sum").item() > 0)
+
+
+def restore_run_state(point: ResumePoint, accelerator, model, optimizer, ema):
+    """Load a checked checkpoint into the prepared model, optimizer and EMA; return (step, early stop, history)."""
+    loaded, state = point.loaded, point.state
     try:
         accelerator.unwrap_model(model).load_state_dict(loaded["model"])
         optimizer.load_state_dict(loaded["optimizer"])
@@ -81,12 +137,14 @@ def restore_run_state(path: Path, accelerator, model, optimizer, ema, plan):
             ema.load_state_dict(loaded["ema"])
     except (RuntimeError, ValueError, KeyError) as error:
         raise UserError(
-            f"{path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})"
+            f"{point.path}: checkpoint does not match this recipe's model/optimizer ({str(error).splitlines()[0]})"
         ) from None
-    step = int(state["step"])
-    if state.get("total_steps") != plan.total_steps:
-        raise UserError(
-            f"{path}: checkpoint plan has {state.get('total_steps')} steps, this run {plan.total_steps};"
-            " resume with the same recipe, world size and batch"
-        )
-    return step, state.get("early_stopping", {"best": None, "bad_evals": 0}), state.get("eval_history", [])
+    return state["step"], state["early_stopping"], state["eval_history"]
+
+
+def carried_state(point: ResumePoint | None) -> dict[str, Any]:
+    """Trainer-state fields a resumed run carries on: the record of recipe changes accepted on resume."""
+    changes = list(point.state.get("resume_changes", [])) if point is not None else []
+    if point is not None and point.changes:
+        changes.append({"at_step": point.state["step"], "changes": point.changes})
+    return {"resume_changes": changes} if changes else {}

@@ -28,12 +28,14 @@ from curricurun.data.sampler import PlannedBatchSampler
 from curricurun.data.setup_samples import SetupTrainingDataset, check_split_size, owns_data
 from curricurun.data.staged import StagedDataset, checked_batch, collate
 from curricurun.engine.assembly import batch_sizes, build_curriculum, build_learning_rate, build_plan
-from curricurun.engine.checkpoint import resolve_resume_path
+from curricurun.engine.checkpoint import latest_checkpoint, remove_stale_temporaries, resolve_resume_path
 from curricurun.engine.evaluation import evaluate, first_evaluation_batch
 from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
-from curricurun.engine.run_state import restore_run_state, save_run_state, update_early_stopping
+from curricurun.engine.resume import select_resume_point
+from curricurun.engine.run_state import carried_state, restore_run_state, save_run_state, update_early_stopping
 from curricurun.engine.sample_trace import SampleTrace
+from curricurun.engine.stopping import EXIT_CODES, InterruptRequests, StepGuard, stop_run
 from curricurun.errors import UserError
 from curricurun.lr import apply_to_optimizer
 from curricurun.param_groups import split_decay_groups
@@ -87,6 +89,7 @@ def train(
     output_dir: str | None = None,
     resume: str | None = None,
     stop_after_steps: int | None = None,
+    resume_changed: bool = False,
 ) -> RunResult:
     """Run a recipe to the end of its plan (or ``stop_after_steps``, used to test resume).
 
@@ -95,7 +98,16 @@ def train(
         resolved: the resolved recipe as plain data (stored in every checkpoint).
         output_dir: run directory (default: the recipe's ``training.output_dir``).
         resume: a checkpoint path, a run directory, or ``"latest"``.
+        resume_changed: resume although the recipe changed in a way that breaks exactness (printed, stored).
     """
+    interrupts = InterruptRequests()  # SIGINT/SIGTERM stop at a step boundary while the loop runs
+    try:
+        return _train(recipe, resolved, output_dir, resume, stop_after_steps, resume_changed, interrupts)
+    finally:
+        interrupts.disarm()
+
+
+def _train(recipe, resolved, output_dir, resume, stop_after_steps, resume_changed, interrupts) -> RunResult:
     from accelerate.utils import set_seed
 
     from curricurun.data import load_recipe_split, pipelines
@@ -129,6 +141,12 @@ def train(
     replay = ReplayStages(data.replay, plan, world_size) if data.replay is not None else None
     eraser, mixer = _batch_augmentations(data.augment, train_data.num_classes, sizes.per_device)
 
+    point = None  # every check of the checkpoint (files, fields, recipe changes) before anything is written
+    if resume_path is not None:
+        needs_ema = recipe.training.ema is not None
+        point = select_resume_point(
+            resume, run_dir, resolved, world_size, plan.total_steps, needs_ema, resume_changed, reporter.print
+        )
     if accelerator.is_main_process:  # only now: a data or recipe error must leave no empty run directory
         run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.seed)  # identical initial weights on every rank
@@ -154,9 +172,9 @@ def train(
         )
 
     start_step, early_stop_state, history = 0, {"best": None, "bad_evals": 0}, []
-    if resume_path is not None:
-        start_step, early_stop_state, history = restore_run_state(resume_path, accelerator, model, optimizer, ema, plan)
-        reporter.print(f"resumed from {resume_path} at step {start_step}")
+    if point is not None:
+        start_step, early_stop_state, history = restore_run_state(point, accelerator, model, optimizer, ema)
+        reporter.print(f"resumed from {point.path} at step {start_step}")
 
     reporter.print(
         f"curricurun: {recipe.name} · {world_size} process(es) · batch per device {sizes.per_device}"
@@ -171,6 +189,8 @@ def train(
     for line in _replay_ram_lines(replay, curriculum, train_data.channels, data.image_size):
         reporter.print(line)
     if accelerator.is_main_process:
+        for stale in remove_stale_temporaries(run_dir):
+            reporter.print(f"removed the partial checkpoint {stale.name} a stopped run left behind")
         (run_dir / "recipe.resolved.yaml").write_text(_yaml(resolved))
     if recipe.training.log_with:
         accelerator.init_trackers(recipe.name, config=_flat(resolved))
@@ -213,14 +233,19 @@ def train(
     checkpoint_path, stopped_early = None, False
     running_loss = torch.zeros((), device=accelerator.device)
     running_count, samples_since, clock = 0, 0, time.perf_counter()
+    guard = StepGuard(accelerator, recipe.training.on_nonfinite, interrupts)
+    guard.skipped_nonfinite = point.state.get("skipped_steps", 0) if point is not None else 0
+    carried = carried_state(point)
     reporter.start(plan.total_steps, start_step)
     model.train()
+    interrupts.arm()
     step = start_step
     for step in range(start_step, stop_step):
         state = plan.states[step]
         lr, weight_decay = learning_rate.lr_at(step), learning_rate.weight_decay_at(step)
         apply_to_optimizer(optimizer, lr, weight_decay)
         seed_model_randomness(step_seed(recipe.seed, step, rank))
+        step_loss = torch.zeros((), device=accelerator.device)
         for micro in range(sizes.accumulation):
             augment_seed = step_seed(recipe.seed, step, rank) + micro
             host = _host_batch(checked_batch(next(batches), skip_report), eraser, replay, step, augment_seed)
@@ -237,13 +262,21 @@ def train(
                 loss = setup.training_loss(model, batch, state)
             trace.record(step, micro, int(plan.epoch_index[step]), batch, state)
             accelerator.backward(loss / sizes.accumulation)
-            running_loss += loss.detach()
-            running_count += 1
+            step_loss += loss.detach()
+        grad_norm = None
         if recipe.training.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), recipe.training.grad_clip)
-        optimizer.step()
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.training.grad_clip)
+        nonfinite, interrupted = guard.check(step_loss, grad_norm)
+        if nonfinite:  # stops (exit 3) or, with on_nonfinite: skip_step, drops this update
+            last = latest_checkpoint(run_dir) or (point.path if point is not None else None)
+            guard.on_nonfinite(step, plan.epoch_at(step), _stage_fields(state), last, reporter)
+        else:
+            optimizer.step()
+            guard.count_scaler_skip(optimizer)
+            running_loss += step_loss
+            running_count += sizes.accumulation
         optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
+        if ema is not None and not nonfinite:
             ema.update(accelerator.unwrap_model(model), step + 1)
         samples_since += int(plan.global_batches[step])
         done = step + 1
@@ -256,6 +289,7 @@ def train(
                 "lr": lr,
                 "loss": mean_loss,
                 "samples_per_s": samples_since / elapsed if elapsed else 0.0,
+                **guard.log_fields(),
                 **_stage_fields(state),
             }
             reporter.log(record, done)
@@ -287,7 +321,8 @@ def train(
             model.train()
             if recipe.training.early_stopping is not None:
                 stopped_early = update_early_stopping(recipe.training.early_stopping, metrics, early_stop_state)
-        if _due(plan, step, recipe.training.checkpoint, done == plan.total_steps) or stopped_early or done == stop_step:
+        last_step = done == stop_step or stopped_early or interrupted is not None
+        if _due(plan, step, recipe.training.checkpoint, done == plan.total_steps) or last_step:
             checkpoint_path = save_run_state(
                 run_dir,
                 done,
@@ -301,6 +336,14 @@ def train(
                 early_stop_state,
                 history,
                 recipe,
+                {**carried, **({"skipped_steps": guard.skipped_nonfinite} if guard.skipped_nonfinite else {})},
+            )
+        if interrupted is not None:
+            reporter.stop()
+            stop_run(
+                accelerator,
+                EXIT_CODES[interrupted],
+                f"stopped at step {done} of {plan.total_steps}; checkpoint {checkpoint_path}; continue with --resume",
             )
         if stopped_early:
             reporter.print(

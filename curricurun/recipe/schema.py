@@ -330,6 +330,9 @@ class TrainingConfig(Section):
     budget_epochs: PositiveFloat | None = None
     precision: Literal["no", "fp16", "bf16", "auto"] = "no"
     grad_clip: PositiveFloat | None = None
+    # A non-finite loss (or gradient norm, when clipping computes it): ``stop`` ends the run with exit code 3
+    # and no checkpoint of the damaged weights; ``skip_step`` drops that step's update and counts it.
+    on_nonfinite: Literal["stop", "skip_step"] = "stop"
     compile: bool = False
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)

@@ -28,7 +28,9 @@ def test_checkpoint_round_trips_weights_optimizer_and_state(tmp_path):
     loaded = load_checkpoint(path)
     assert torch.equal(loaded["model"]["w"], torch.full((2, 2), 5.0))
     assert torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], torch.ones(2))
-    assert loaded["trainer_state"] == {"step": 5}
+    state = loaded["trainer_state"]
+    assert state["step"] == 5 and set(state["manifest"]) == {"model.safetensors", "optimizer.pt"}
+    assert state["manifest"]["model.safetensors"]["size"] == (path / "model.safetensors").stat().st_size
 
 
 def test_a_directory_interrupted_mid_write_is_never_picked_as_latest(tmp_path):
