@@ -343,7 +343,8 @@ def _train(recipe, resolved, output_dir, resume, stop_after_steps, resume_change
             stop_run(
                 accelerator,
                 EXIT_CODES[interrupted],
-                f"stopped at step {done} of {plan.total_steps}; checkpoint {checkpoint_path}; continue with --resume",
+                f"stopped at step {done} of {plan.total_steps}; checkpoint {latest_checkpoint(run_dir)};"
+                " continue with --resume",
             )
         if stopped_early:
             reporter.print(
