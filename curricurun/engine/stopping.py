@@ -94,6 +94,17 @@ class StepGuard:
         self.skipped_nonfinite = 0
         self.skipped_by_scaler = 0
 
+    def keep_buffers(self, model) -> None:
+        """``skip_step`` only: copy the buffers (BatchNorm running statistics) before the step's forward passes,
+        which update them even when the update is then dropped; a non-finite forward would poison them."""
+        if self.policy == "skip_step":
+            self._buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+
+    def restore_buffers(self) -> None:
+        with torch.no_grad():
+            for buffer, kept in getattr(self, "_buffers", ()):
+                buffer.copy_(kept)
+
     def check(self, step_loss: torch.Tensor, grad_norm: torch.Tensor | None) -> tuple[bool, int | None]:
         """(non-finite on any rank, signal to stop for) — the same answer on every rank."""
         values = [step_loss.detach().float().reshape(())]
@@ -126,6 +137,7 @@ class StepGuard:
                 f" last good checkpoint: {last_checkpoint or 'none'}",
             )
         self.skipped_nonfinite += 1
+        self.restore_buffers()
         reporter.print(f"skipped {where}: non-finite loss or gradient norm ({self.skipped_nonfinite} so far)")
 
     def count_scaler_skip(self, optimizer) -> None:

@@ -246,6 +246,7 @@ def _train(recipe, resolved, output_dir, resume, stop_after_steps, resume_change
         apply_to_optimizer(optimizer, lr, weight_decay)
         seed_model_randomness(step_seed(recipe.seed, step, rank))
         step_loss = torch.zeros((), device=accelerator.device)
+        guard.keep_buffers(model)
         for micro in range(sizes.accumulation):
             augment_seed = step_seed(recipe.seed, step, rank) + micro
             host = _host_batch(checked_batch(next(batches), skip_report), eraser, replay, step, augment_seed)
