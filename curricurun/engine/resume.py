@@ -53,6 +53,11 @@ class ResumePoint:
     def state(self) -> dict[str, Any]:
         return self.loaded["trainer_state"]
 
+    @property
+    def optimizer_replaced(self) -> bool:
+        """Another optimizer (``--resume-changed``): its state cannot be loaded from the old one's."""
+        return any(change.startswith("optim.name:") for change in self.changes)
+
 
 def _candidates(resume: str, run_dir: Path) -> tuple[list[Path], bool]:
     """Checkpoints to try, newest first, and whether falling back to an older one is allowed."""
@@ -141,6 +146,8 @@ def select_resume_point(
     point.changes = changes
     for change in changes:
         say(f"resume: continuing with a changed recipe: {change}")
+    if point.optimizer_replaced:
+        say("resume: optim.name changed: the new optimizer starts without state (moments, momentum)")
     if needs_ema and "ema" not in loaded:
         say(f"resume: {point.path.name} has no EMA state; the EMA starts from the model weights")
     return point

@@ -132,7 +132,8 @@ def restore_run_state(point: ResumePoint, accelerator, model, optimizer, ema):
     loaded, state = point.loaded, point.state
     try:
         accelerator.unwrap_model(model).load_state_dict(loaded["model"])
-        optimizer.load_state_dict(loaded["optimizer"])
+        if not point.optimizer_replaced:
+            optimizer.load_state_dict(loaded["optimizer"])
         if ema is not None and "ema" in loaded:
             ema.load_state_dict(loaded["ema"])
     except (RuntimeError, ValueError, KeyError) as error:
