@@ -10,6 +10,7 @@ under a temporary name and renamed when complete, so a crash mid-write leaves no
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -80,8 +81,15 @@ def save_checkpoint(
 
 
 def _write_failure(run_dir: Path, temporary: Path, error: Exception, needed: int) -> str:
-    """One line for a failed checkpoint write. safetensors reports a full disk as an I/O error string."""
+    """One line for a failed checkpoint write.
+
+    Only some writers say ENOSPC: ``torch.save`` on a full disk raises a RuntimeError ("unexpected pos"),
+    safetensors an I/O error string; so a failure with less free space than the checkpoint needs (measured
+    after the partial directory is gone) is reported as a full disk too.
+    """
     no_space = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+    with contextlib.suppress(OSError):
+        no_space = no_space or shutil.disk_usage(run_dir).free < needed
     if no_space:
         return f"checkpoint: no space left on {run_dir} (needed ~{max(1, round(needed / 2**20))} MB)"
     reason = getattr(error, "strerror", None) or str(error).splitlines()[0]

@@ -74,7 +74,8 @@ def training_started(run_dir: Path):
 def final_state(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Model, EMA and optimizer tensors of the newest checkpoint, flattened by name."""
     path = latest_checkpoint(run_dir)
-    state = {name: load_file(str(path / name)) for name in ("model.safetensors", "ema.safetensors")}
+    names = [name for name in ("model.safetensors", "ema.safetensors") if (path / name).exists()]
+    state = {name: load_file(str(path / name)) for name in names}
     optimizer = torch.load(path / "optimizer.pt", weights_only=True)
     state["optimizer.pt"] = {
         f"{index}.{key}": value
