@@ -131,12 +131,12 @@ def manifest_problem(path: Path, manifest: dict[str, Any]) -> str | None:
     for name, expected in manifest.items():
         file = path / name
         if not file.is_file():
-            return f"{file} is missing"
+            return f"{file}: missing (listed in the manifest of {TRAINER_STATE})"
         size = file.stat().st_size
         if size != expected["size"]:
-            return f"{file} has {size} bytes, the manifest says {expected['size']}"
+            return f"{file}: damaged ({size} bytes, the manifest in {TRAINER_STATE} says {expected['size']})"
         if _sha256(file) != expected["sha256"]:
-            return f"{file} does not match its sha256 in {TRAINER_STATE} (damaged)"
+            return f"{file}: damaged (its sha256 differs from the manifest in {TRAINER_STATE})"
     return None
 
 

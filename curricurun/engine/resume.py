@@ -126,7 +126,7 @@ def select_resume_point(
         try:
             loaded = _check_candidate(path, total_steps, needs_ema and not resume_changed)
         except UserError as error:
-            if not may_fall_back:
+            if not may_fall_back or len(candidates) == 1:
                 raise
             problems.append(str(error))
             say(f"resume: skipping {path}: {error}")
@@ -134,7 +134,9 @@ def select_resume_point(
         point = ResumePoint(path, loaded)
         break
     else:
-        raise UserError(f"--resume: no usable checkpoint left in {candidates[0].parent} ({len(problems)} damaged)")
+        raise UserError(
+            f"--resume: no usable checkpoint left in {candidates[0].parent} ({len(problems)} damaged, listed above)"
+        )
     changes = recipe_changes(point.state["recipe"], resolved, point.state["world_size"], world_size)
     if point.state["total_steps"] != total_steps and not changes:
         changes.append(f"plan length: {point.state['total_steps']} -> {total_steps} steps")

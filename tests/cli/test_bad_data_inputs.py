@@ -163,9 +163,10 @@ def _garbage(path: Path) -> None:
 @pytest.mark.parametrize(
     ("file", "damage", "says"),
     [
-        ("model.safetensors", _garbage, "corrupt or unreadable safetensors file"),
-        ("model.safetensors", _truncate, "corrupt or unreadable safetensors file"),
-        ("optimizer.pt", _truncate, "corrupt or unreadable optimizer state"),
+        # caught by the checkpoint's manifest (size and sha256 in trainer_state.json) before anything is loaded
+        ("model.safetensors", _garbage, "damaged (96 bytes, the manifest in trainer_state.json says"),
+        ("model.safetensors", _truncate, "damaged ("),
+        ("optimizer.pt", _truncate, "damaged ("),
         ("trainer_state.json", _truncate, "not a readable trainer state"),
     ],
     ids=["model_garbage", "model_truncated", "optimizer_truncated", "trainer_state_truncated"],

@@ -77,10 +77,10 @@ DAMAGE = {
     "step 1000000": (_edit_state(lambda s: {**s, "step": 1_000_000}), "field 'step': 1000000"),
     "eval_history x": (_edit_state(lambda s: {**s, "eval_history": "x"}), "field 'eval_history'"),
     "no manifest": (_edit_state(lambda s: {k: v for k, v in s.items() if k != "manifest"}), "field 'manifest'"),
-    "bit flip in the model": (_flip_a_bit("model.safetensors"), "model.safetensors does not match its sha256"),
-    "bit flip in the optimizer": (_flip_a_bit("optimizer.pt"), "optimizer.pt does not match its sha256"),
-    "truncated EMA": (_truncate("ema.safetensors"), "ema.safetensors has 1000 bytes"),
-    "deleted EMA": (lambda c: (c / "ema.safetensors").unlink(), "ema.safetensors is missing"),
+    "bit flip in the model": (_flip_a_bit("model.safetensors"), "model.safetensors: damaged (its sha256 differs"),
+    "bit flip in the optimizer": (_flip_a_bit("optimizer.pt"), "optimizer.pt: damaged (its sha256 differs"),
+    "truncated EMA": (_truncate("ema.safetensors"), "ema.safetensors: damaged (1000 bytes"),
+    "deleted EMA": (lambda c: (c / "ema.safetensors").unlink(), "ema.safetensors: missing"),
 }
 
 
