@@ -16,10 +16,32 @@ from pathlib import Path
 
 import psutil
 import torch
-from engine_helpers import REPO
+from engine_helpers import REPO, small_recipe
 from safetensors.torch import load_file
 
 from curricurun.engine.checkpoint import latest_checkpoint
+
+CURRICULUM = [
+    {"name": "progressive_resolution", "mode": "steps", "full_resolution": 28, "steps": [[0.3, 16], [0.75, 20]]}
+]
+
+
+def reliability_recipe(directory: Path, processes: int) -> Path:
+    """40 steps of global batch 16 (one epoch) through two resolution stages, EMA, a checkpoint every 5 steps
+    (2 kept, so pruning runs), a log line every 5 (``metrics.jsonl`` appears at step 5: training has begun)."""
+    return small_recipe(
+        directory,
+        name=f"reliability-{processes}",
+        batch={"per_device": 8 // processes, "accumulation": 2},
+        curriculum=CURRICULUM,
+        training={
+            "epochs": 1,
+            "log_every_steps": 5,
+            "eval": {"every_epochs": 1},
+            "checkpoint": {"every_steps": 5, "keep_last": 2},
+            "ema": {"decay": 0.9, "schedule": "threshold"},
+        },
+    )
 
 
 def command(args: list[str], processes: int) -> list[str]:
