@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import importlib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,40 +29,11 @@ from pydantic import BaseModel, ValidationError
 from curricurun.errors import RecipeError
 from curricurun.recipe.problems import Loc, did_you_mean, dotted, format_problem, show_value, validation_problems
 from curricurun.recipe.schema import Recipe
+from curricurun.recipe.yaml_reader import YamlLimitError, parse_yaml
 
 _SETUP_REGISTRY = "curricurun.setups"
 _CURRICULUM_REGISTRY = "curricurun.curriculum.registry"
 _PIPELINE_REGISTRY = "curricurun.data.pipelines"
-
-
-class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 scalars and duplicate keys treated as errors.
-
-    YAML 1.1 reads ``precision: no`` as ``false`` and ``lr: 1e-3`` as a string; YAML 1.2 (and every
-    user) reads a string and a number. A repeated key silently keeps the last value in PyYAML.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {show_value(key_node.value)}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-_BOOL_TAG, _FLOAT_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float"
-_RecipeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_RecipeLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_RecipeLoader.add_implicit_resolver(
-    _FLOAT_TAG, re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
-)
 
 
 @dataclass(frozen=True)
@@ -232,10 +202,11 @@ def _read_yaml_mapping(path: Path, label: str) -> dict[Any, Any]:
     except OSError as error:
         raise RecipeError([f"{label}: cannot read: {error.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - _RecipeLoader derives from SafeLoader
+        data = parse_yaml(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        raise RecipeError([f"{label}:{mark.line + 1}:{mark.column + 1}: malformed YAML: {error.problem}"]) from None
+        kind = "" if isinstance(error, YamlLimitError) else "malformed YAML: "
+        raise RecipeError([f"{label}:{mark.line + 1}:{mark.column + 1}: {kind}{error.problem}"]) from None
     except yaml.YAMLError as error:
         raise RecipeError([f"{label}: malformed YAML: {error}"]) from None
     if not isinstance(data, dict):
@@ -256,7 +227,9 @@ def _apply_override(tree: _SourcedTree, text: str, rank: int) -> str | None:
     if not all(parts):
         return f"{where}: empty segment in the key {key.strip()!r}"
     try:
-        value = yaml.load(raw_value, Loader=_RecipeLoader)  # noqa: S506 - _RecipeLoader derives from SafeLoader
+        value = parse_yaml(raw_value)
+    except YamlLimitError as error:
+        return f"{where}: {error.problem}"
     except yaml.YAMLError as error:
         return f"{where}: malformed YAML value: {getattr(error, 'problem', None) or error}"
     try:
