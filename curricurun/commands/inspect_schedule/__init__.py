@@ -96,8 +96,10 @@ def run_inspect_schedule(
         console.file.write(json.dumps(schedule_json(schedule, rows, every, measurements)) + "\n")
         return
     from curricurun.commands.inspect_schedule.terminal import print_report
+    from curricurun.data import pipelines
 
     print_report(schedule, rows, console)
+    console.print(pipelines.describe(recipe.data), markup=False)  # the per-sample image pipeline, one line
     if timings is not None:
         from curricurun.commands.inspect_schedule.measure import print_timings
 

@@ -50,6 +50,11 @@ def build(spec: Any, augment: Any = None, data: Any = None) -> Pipeline:
     return cls(validated)
 
 
+def describe(data: Any) -> str:
+    """One line for ``inspect-schedule``: the recipe's pipeline, its ops in order and their settings."""
+    return f"data pipeline: {build(data.pipeline, data.augment).describe()}"
+
+
 def augment_conflicts(data: Any) -> list[tuple[tuple[str, ...], str]]:
     """``data.augment`` per-sample fields set for a pipeline that does not read them, as validate problems."""
     from curricurun.recipe.schema import AugmentConfig
@@ -68,4 +73,4 @@ def augment_conflicts(data: Any) -> list[tuple[tuple[str, ...], str]]:
     ]
 
 
-__all__ = ["DEFAULT", "Pipeline", "PipelineParams", "augment_conflicts", "available", "build"]
+__all__ = ["DEFAULT", "Pipeline", "PipelineParams", "augment_conflicts", "available", "build", "describe"]
