@@ -273,8 +273,16 @@ def inspect_schedule(
     as_json: Annotated[bool, typer.Option("--json", help="print the schedule as JSON")] = False,
     every: Annotated[int, typer.Option("--every", help="with --json: one entry every K steps")] = 1,
     measure: Annotated[
-        bool, typer.Option("--measure", help="time a few real steps at each distinct stage shape")
+        bool,
+        typer.Option(
+            "--measure", help="time the model step and the loader at each stage: wall-clock forecast, stored"
+        ),
     ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="with --measure: run directory for forecast.json (default as train)"),
+    ] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="with --measure: timed steps per stage")] = 5,
 ) -> None:
     """Show the curriculum's stages before training: terminal table, PNG plot, --json.
 
@@ -292,6 +300,8 @@ def inspect_schedule(
         as_json=as_json,
         every=every,
         measure=measure,
+        output_dir=output_dir,
+        repeats=repeats,
         console=out,
     )
 

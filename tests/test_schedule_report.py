@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from curricurun.cli import RECIPES_DIR, run
-from curricurun.setups.classification import ClassificationParams
 
 # 100 samples, per-device batch 8 on one process: 100 // 8 = 12 steps per epoch (96 samples, 4 dropped);
 # 2 epochs = 24 steps. The resolution is 16 while step/24 < 0.25 (steps 0-5), 24 while < 0.5 (steps 6-11),
@@ -252,70 +250,48 @@ def test_a_stage_mix_is_reported_as_a_list_with_its_token_saving(tmp_path, capsy
     assert f"stage mix 1:2:1: per-device batch {per_device} = {per_device // 4} + {per_device // 2}" in out
 
 
-def test_measure_reports_time_per_shape_and_the_smallest_to_full_ratio(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: one thread times steadily
-    try:
-        code, out, err = inspect(
-            capsys, write(tmp_path, TINY), "--dataset-size", 100, "--measure", "--out", tmp_path / "m.png"
-        )
-    finally:
-        torch.set_num_threads(threads)
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Fashion-MNIST IDX files missing")
+FORECAST_KEYS = {
+    "stages", "without_curriculum", "overlap", "startup_seconds", "with_curriculum_seconds",
+    "with_curriculum_error_seconds", "without_curriculum_seconds", "without_curriculum_error_seconds",
+    "saving_minutes", "saving_percent", "saving_error_minutes", "saves_time", "verdict", "excluded", "notes", "stored",
+}  # fmt: skip
+STAGE_KEYS = {
+    "shape", "steps", "ms_per_step", "ms_per_step_error", "bound", "model_ms_per_step", "loader_ms_per_step",
+    "first_step_extra_ms", "pixel_cost", "measured_cost", "seconds",
+}  # fmt: skip
+
+
+@needs_fashion_mnist
+def test_measure_times_model_and_loader_per_shape_and_stores_the_forecast(tmp_path, capsys):
+    recipe = {**TINY, "data": {"source": "idx", "path": str(FASHION_MNIST), "image_size": 32, "max_train_samples": 100}}
+    path, run_dir = write(tmp_path, recipe), tmp_path / "run"
+    common = ("--measure", "--repeats", 2, "--output-dir", run_dir, "--out", tmp_path / "m.png")
+    report = inspect_json(capsys, path, *common)
+    forecast = report["forecast"]
+    assert set(forecast) == FORECAST_KEYS and report["relative_compute_basis"] == "pixel_ratio"
+    # the 32-px stage is the full size without curriculum: its timing is reused for the run without it (24 steps)
+    assert [(s["resolution"], s["steps"]) for s in forecast["stages"]] == [(16, 6), (24, 6), (32, 12)]
+    assert all(set(s) >= STAGE_KEYS and s["bound"] in ("model", "loader") for s in forecast["stages"])
+    assert [s["pixel_cost"] for s in forecast["stages"]] == pytest.approx([0.25, 0.5625, 1.0])
+    assert forecast["without_curriculum"]["steps"] == 24 and forecast["overlap"] == "serial"
+    full = forecast["stages"][2]
+    assert forecast["without_curriculum"]["ms_per_step"] == full["ms_per_step"]
+    assert full["ms_per_step"] == pytest.approx(full["model_ms_per_step"] + full["loader_ms_per_step"])  # serial
+    stored = json.loads((run_dir / "forecast.json").read_text())
+    assert stored["with_curriculum_seconds"] == forecast["with_curriculum_seconds"]
+    assert len(stored["recipe_sha256"]) == 64
+
+    code, out, err = inspect(capsys, path, *common)
     assert code == 0, err
-    for shape in ("resolution 16, batch 8", "resolution 24, batch 8", "resolution 32, batch 8"):
-        assert shape in out
-    assert "full size (no curriculum)" not in out  # the last stage is the full-size reference
-    assert "smallest stage (resolution 16, batch 8): measured " in out and "predicted 0.250 ×" in out
-
-
-class RecordingSetup:
-    """A setup with its own ``measure_batch``: records which shapes and per-device batches are measured."""
-
-    calls: list[tuple[int | None, int]] = []
-    losses: list[int | None] = []
-    # The recipe's ``setup:`` section is validated against this (the registry is patched to return this class).
-    Params = ClassificationParams
-
-    def __init__(self, params, data):
-        self.data = data
-
-    def build_model(self):
-        return torch.nn.Linear(2, 1)
-
-    def measure_batch(self, stage, batch_size):
-        RecordingSetup.calls.append((stage.resolution, batch_size))
-        return {"x": torch.randn(batch_size, 2)}
-
-    def training_loss(self, model, batch, stage):
-        RecordingSetup.losses.append(stage.resolution)
-        return model(batch["x"]).sum()
-
-
-def test_measure_uses_the_setups_own_batch_and_adds_a_full_size_reference_when_no_stage_is_full(
-    tmp_path, capsys, monkeypatch
-):
-    import curricurun.setups
-
-    monkeypatch.setattr(curricurun.setups, "get", lambda name: RecordingSetup)
-    RecordingSetup.calls, RecordingSetup.losses = [], []
-    # Never full size: 16 for the first half, 24 after. World 2 × per-device 4 × accumulation 2 = global 16;
-    # each micro-batch on one device holds 16 / (2 · 2) = 4 samples.
-    recipe = {
-        **TINY,
-        "batch": {"per_device": 4, "accumulation": 2},
-        "curriculum": [
-            {"name": "progressive_resolution", "mode": "steps", "full_resolution": 32, "steps": [[0.5, 16], [2.0, 24]]}
-        ],
-    }
-    report = inspect_json(capsys, write(tmp_path, recipe), "--dataset-size", 100, "--world-size", 2, "--measure")
-    # One batch per shape, run 2 warm-up + 5 timed times; the reference is StageState() (resolution None: full size).
-    assert RecordingSetup.calls == [(16, 4), (24, 4), (None, 4)]
-    assert RecordingSetup.losses == [16] * 7 + [24] * 7 + [None] * 7
-    measured = report["measurements"]
-    assert [m["predicted_relative_cost"] for m in measured] == pytest.approx([0.25, 0.5625, 1.0])
-    assert [m["full_size_reference"] for m in measured] == [False, False, True]
-    assert measured[2]["shape"] == "full size (no curriculum), batch 4"
-    assert all(m["seconds_per_step"] > 0 for m in measured)
+    assert "pixel-ratio forecast: compute 0.703 ×" in out
+    assert "measured forecast (median of repeats, warm-up excluded; step = loader + model" in out
+    assert "resolution 16, batch 8" in out and "full size (no curriculum), batch 8 (without curriculum)" not in out
+    assert "training loop forecast: " in out and " with the curriculum, " in out
+    assert "the curriculum saves " in out or "the curriculum does not save time on this machine" in out
+    assert "not timed (excluded): start-up before the first step" in out and "; checkpointing (" in out
+    assert f"forecast stored: {run_dir / 'forecast.json'}" in out
 
 
 @pytest.mark.parametrize(

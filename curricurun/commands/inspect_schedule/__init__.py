@@ -37,10 +37,10 @@ def resolve_dataset_size(recipe, sizes: BatchSizes, dataset_size: int | None, st
         if steps_per_epoch < 1:
             raise UserError(f"--steps-per-epoch: expected a positive number, got {steps_per_epoch}")
         return steps_per_epoch * sizes.global_batch, None
-    from curricurun.data.sources import load_recipe_split
+    from curricurun.data.sample_pipeline import open_sample_pipeline
 
     data = recipe.data
-    split = load_recipe_split(data, data.train_split, data.max_train_samples)
+    split = open_sample_pipeline(recipe).load_split(data.train_split, data.max_train_samples)
     return len(split), split
 
 
@@ -55,6 +55,8 @@ def run_inspect_schedule(
     as_json: bool = False,
     every: int = 1,
     measure: bool = False,
+    output_dir: Path | None = None,
+    repeats: int = 5,
     console: Console | None = None,
 ) -> None:
     """Report a recipe's schedule: terminal table + PNG, or ``--json`` (PNG then only with an explicit ``--out``).
@@ -68,43 +70,79 @@ def run_inspect_schedule(
         out_png: PNG path; default ``schedule-<recipe name>.png`` in the current directory.
         as_json: print one JSON object instead of the terminal view.
         every: with ``as_json``, one per-step entry every ``every`` reported steps.
-        measure: time real forward+backward steps at each distinct stage shape.
+        measure: time the model step and the loader at each distinct stage shape: the calibrated forecast
+            (:mod:`.forecast`), stored as ``forecast.json`` in the run directory.
+        output_dir: that run directory (default: the recipe's ``training.output_dir``, as ``train``'s).
+        repeats: timed steps per shape and part (after the warm-up).
         console: where to print (the CLI's console).
     """
     if world_size < 1:
         raise UserError(f"--world-size: expected at least 1 process, got {world_size}")
     if every < 1:
         raise UserError(f"--every: expected a positive number of steps, got {every}")
+    if repeats < 1:
+        raise UserError(f"--repeats: expected at least 1 timed step per shape, got {repeats}")
     console = console or Console(highlight=False, soft_wrap=True)
     name = recipe.name or (Path(recipe_path).stem if recipe_path else "recipe")
     sizes = batch_sizes(recipe, world_size)
-    size, data = resolve_dataset_size(recipe, sizes, dataset_size, steps_per_epoch)
+    if measure:
+        from curricurun.commands.inspect_schedule.measure import load_training_split
+
+        setup, split = load_training_split(recipe)  # the loader is timed on the recipe's own data
+        given = dataset_size is not None or steps_per_epoch is not None
+        size = resolve_dataset_size(recipe, sizes, dataset_size, steps_per_epoch)[0] if given else len(split)
+    else:
+        size = resolve_dataset_size(recipe, sizes, dataset_size, steps_per_epoch)[0]
     schedule = build_schedule(recipe, size, world_size, name)
     rows = stage_rows(schedule)
-    timings = None
+    forecast = notes = stored = None
     if measure:
-        from curricurun.commands.inspect_schedule.measure import measure_stages
+        from curricurun.commands.inspect_schedule.forecast import measure_forecast
+        from curricurun.engine.assembly import build_plan
+        from curricurun.engine.step_timing import write_forecast
 
-        timings = measure_stages(recipe, schedule, data)
+        reference_steps = build_plan(recipe, size, world_size, None).total_steps
+        progress = None if as_json else (lambda text: console.print(text, markup=False, style="dim"))
+        forecast, notes = measure_forecast(recipe, schedule, reference_steps, setup, split, repeats, progress)
+        run_dir = Path(output_dir or recipe.training.output_dir or f"runs/{name}")
+        stored = write_forecast(run_dir, recipe.resolved, {**forecast.as_dict(), "notes": notes})
     if out_png is not None or not as_json:
         from curricurun.commands.inspect_schedule.plot import plot_schedule
 
-        png = plot_schedule(schedule, rows, Path(out_png) if out_png else Path(f"schedule-{_file_safe(name)}.png"))
+        measured = None
+        if forecast is not None:
+            measured = {_shape(s): forecast.measured_cost(s) for s in [*forecast.stages, forecast.reference]}
+        png = plot_schedule(
+            schedule,
+            rows,
+            Path(out_png) if out_png else Path(f"schedule-{_file_safe(name)}.png"),
+            measured_cost=measured,
+        )
     if as_json:
-        measurements = None if timings is None else [timing.as_dict() for timing in timings]
+        payload = schedule_json(schedule, rows, every)
+        if forecast is not None:
+            from curricurun.commands.inspect_schedule.forecast import forecast_json
+
+            payload["forecast"] = {**forecast_json(forecast, notes), "stored": str(stored)}
         # Written to the console's file as is: rich would wrap the line or read "[...]" as markup.
-        console.file.write(json.dumps(schedule_json(schedule, rows, every, measurements)) + "\n")
+        console.file.write(json.dumps(payload) + "\n")
         return
     from curricurun.commands.inspect_schedule.terminal import print_report
     from curricurun.data import pipelines
 
     print_report(schedule, rows, console)
     console.print(pipelines.describe(recipe.data), markup=False)  # the per-sample image pipeline, one line
-    if timings is not None:
-        from curricurun.commands.inspect_schedule.measure import print_timings
+    if forecast is not None:
+        from curricurun.commands.inspect_schedule.forecast import print_forecast
 
-        print_timings(timings, console)
+        print_forecast(forecast, notes, console, stored)
     console.print(f"plot: {png}", markup=False)
+
+
+def _shape(stage) -> str:
+    from curricurun.engine.step_timing import shape_id
+
+    return shape_id(stage.measurement.key)
 
 
 def _file_safe(name: str) -> str:

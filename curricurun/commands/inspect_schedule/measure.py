@@ -1,191 +1,298 @@
-"""``inspect-schedule --measure``: time real forward+backward steps at each distinct stage shape.
+"""``inspect-schedule --measure``: time the recipe's model step and data loader at each distinct stage shape.
 
-The plan's relative cost is a model (pixel count for image curricula, ET++'s ``epoch_scale_ratio``; a
-setup's token count for token-scale curricula); this measures what the model actually costs at each shape,
-so a user sees before training whether a low-resolution stage is really as cheap as predicted (small
-stages are often overhead-bound and cost more than their pixel share).
+The plan's relative cost is a pixel (token) count; what a step costs on this machine also depends on fixed
+per-step overheads and on the loader, which a small stage does not shrink. So, for every distinct shape of the
+run (and the full size without curriculum), this times:
 
-A setup may provide ``measure_batch(stage, batch_size) -> dict`` to build its own random batch; the
-default is random images ``[B, C, r, r]`` (r = the stage's bandwidth, else resolution, else the recipe's
-image size) with random labels, which suits the classification setup.
+- the **model**: one optimizer step as ``train`` takes it — forward + backward of every micro-batch under the
+  recipe's precision (``torch.autocast``, as Accelerate applies ``training.precision``), gradient clipping, the
+  recipe's optimizer, the EMA update — on real micro-batches of the recipe's pipeline at the per-device batch;
+- the **loader**: the recipe's dataset, pipeline, collate and ``data.num_workers`` delivering one optimizer
+  step's micro-batches (host-side random erasing included), on the recipe's data (``data.max_train_samples``
+  makes it a sample).
+
+Each is run :data:`WARMUP_STEPS` times untimed-for-the-median (the first one's extra time is kept: a new shape
+costs it once in training too), then ``repeats`` times; :mod:`.cost_model` turns the repeats into the forecast.
+A setup that cannot train on the loader's batch here (``var`` without its tokenizer) but has
+``measure_batch(stage, batch_size)`` is timed on that batch instead, and the report says so.
 """
 
 from __future__ import annotations
 
-import statistics
+import contextlib
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from rich.console import Console
-from rich.table import Table
+from torch.utils.data import DataLoader
 
-from curricurun.commands.inspect_schedule.schedule import Schedule
-from curricurun.commands.inspect_schedule.terminal import print_unsqueezed
+from curricurun.commands.inspect_schedule.cost_model import Repeats, StageMeasurement
 from curricurun.curriculum.base import StageState
+from curricurun.engine.step_timing import shape_key
+from curricurun.errors import UserError
 
 WARMUP_STEPS = 2
-TIMED_STEPS = 5
-SHAPE_FIELDS = ("resolution", "bandwidth", "scale_index", "batch_size")
+REPEATS = 5
+PREFETCH_FACTOR = 2  # torch DataLoader's default: batches each worker loads ahead
 
 
-@dataclass(frozen=True)
-class StageTiming:
-    """Measured time of one forward+backward micro-batch at one stage shape.
+@dataclass
+class Harness:
+    """Everything a timed step needs, built once per command, as ``train`` builds it."""
 
-    Attributes:
-        label: the shape, e.g. ``"resolution 16, batch 32"``.
-        state: the stage state measured.
-        per_device_batch: samples per micro-batch on one device.
-        predicted_cost: the plan's cost of one sample at this state relative to a full-size sample.
-        seconds_per_step: median wall time of one micro-batch (forward + backward).
-        is_reference: whether this is the full-size shape the others are compared with.
-    """
-
-    label: str
-    state: StageState
-    per_device_batch: int
-    predicted_cost: float
-    seconds_per_step: float
-    is_reference: bool = False
-
-    @property
-    def seconds_per_sample(self) -> float:
-        return self.seconds_per_step / self.per_device_batch
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "shape": self.label,
-            **{field: getattr(self.state, field) for field in SHAPE_FIELDS if getattr(self.state, field) is not None},
-            "per_device_batch": self.per_device_batch,
-            "predicted_relative_cost": self.predicted_cost,
-            "seconds_per_step": self.seconds_per_step,
-            "full_size_reference": self.is_reference,
-        }
+    recipe: Any
+    setup: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    dataset: Any
+    collate: Any
+    accumulation: int
+    per_device: int
+    world_size: int
+    device: torch.device
+    eraser: Any = None
+    mixer: Any = None
+    ema: Any = None
+    fft_on_device: bool = False
+    setup_batch: bool = False  # the model is timed on ``setup.measure_batch`` (see :func:`_loss`)
+    notes: list[str] = field(default_factory=list)
 
 
-def distinct_shapes(schedule: Schedule) -> list[StageState]:
-    """The first state of each distinct (resolution, bandwidth, scale_index, batch_size), in training order."""
-    shapes: dict[tuple, StageState] = {}
-    for _, _, state in schedule.plan.stages():
-        shapes.setdefault(tuple(getattr(state, field) for field in SHAPE_FIELDS), state)
-    return list(shapes.values())
-
-
-def random_image_batch(
-    stage: StageState, batch_size: int, channels: int, num_classes: int, image_size: int
-) -> dict[str, torch.Tensor]:
-    """Random images at the stage's side (bandwidth, else resolution, else ``image_size``) and random labels."""
-    side = stage.bandwidth or stage.resolution or image_size
-    return {
-        "image": torch.randn(batch_size, channels, side, side),
-        "label": torch.randint(num_classes, (batch_size,)),
-    }
-
-
-def measure_stages(recipe, schedule: Schedule, data=None, device: torch.device | None = None) -> list[StageTiming]:
-    """Time :data:`TIMED_STEPS` micro-batches after :data:`WARMUP_STEPS` warm-up ones at each distinct shape.
-
-    The model is the recipe's setup model; channels and classes come from the loaded data, else from the
-    setup parameters, else 3 and 1000. A full-size reference (no curriculum) is measured too unless a stage
-    already is one. ``device`` defaults to the GPU when there is one, else the CPU.
-    """
+def load_training_split(recipe):
+    """The setup and the training split, loaded as ``train`` loads them (a setup with its own data reads it)."""
+    from curricurun.data.setup_samples import owns_data
+    from curricurun.data.sources import load_recipe_split
     from curricurun.setups import get as get_setup
     from curricurun.setups.base import DataShape
 
-    image_size = recipe.data.image_size
-    channels, classes = (data.channels, data.num_classes) if data is not None else (3, 1000)
-    shape = DataShape(channels, classes, image_size)
-    setup = get_setup(recipe.setup.name)(recipe.setup_params, shape)
+    data = recipe.data
+    setup_cls = get_setup(recipe.setup.name)
+    if owns_data(setup_cls):
+        setup = setup_cls(recipe.setup_params, None)
+        return setup, setup.load_split(data, data.train_split, data.max_train_samples)
+    split = load_recipe_split(data, data.train_split, data.max_train_samples)
+    return setup_cls(recipe.setup_params, DataShape(split.channels, split.num_classes, data.image_size)), split
+
+
+def fft_crop_on_device(recipe) -> bool:
+    """Whether the low-frequency crop runs on the device (``method: fft``): the loader then delivers full size."""
+    return any(
+        spec.name == "low_frequency_crop" and getattr(params, "method", "") == "fft"
+        for spec, params in zip(recipe.curriculum or (), recipe.curriculum_params or (), strict=False)
+    )
+
+
+def build_harness(recipe, setup, split, sizes, device: torch.device | None = None) -> Harness:
+    """The model, optimizer, EMA, dataset and batch augmentations of the recipe (seeded by ``recipe.seed``)."""
+    from curricurun.data import pipelines
+    from curricurun.data.mixing import build_mixup, build_random_erasing
+    from curricurun.data.setup_samples import SetupTrainingDataset, owns_data
+    from curricurun.data.staged import StagedDataset, collate
+    from curricurun.engine.optimizers import build_optimizer
+    from curricurun.param_groups import split_decay_groups
+
+    data, optim = recipe.data, recipe.optim
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(0)
+    torch.manual_seed(recipe.seed)
     model = setup.build_model().to(device)
+    optimizer = build_optimizer(
+        optim, split_decay_groups(model, optim.no_decay_names, decay_embeddings=optim.decay_embeddings)
+    )
+    ema = None
+    if recipe.training.ema is not None:
+        from curricurun.ema import ModelEma
+
+        cfg = recipe.training.ema
+        ema = ModelEma(model, decay=cfg.decay, schedule=cfg.schedule, beta=cfg.beta, total_steps=1000)
+    if recipe.training.compile:
+        model = torch.compile(model)
     model.train()
-
-    sizes = schedule.sizes
-    per_micro = sizes.world_size * sizes.accumulation
-    states = distinct_shapes(schedule)
-    costs = {id(state): schedule.sample_cost[id(state)] for state in states}
-    full = [
-        s
-        for s in states
-        if abs(costs[id(s)] - 1.0) < 1e-9 and (s.batch_size or sizes.global_batch) == sizes.global_batch
-    ]
-    if not full:
-        reference = StageState()
-        states.append(reference)
-        costs[id(reference)] = 1.0
-    reference_id = id(full[0]) if full else id(states[-1])
-
-    timings = []
-    for state in states:
-        batch_size = (state.batch_size or sizes.global_batch) // per_micro
-        if hasattr(setup, "measure_batch"):
-            batch = setup.measure_batch(state, batch_size)
-        else:
-            batch = random_image_batch(state, batch_size, setup.channels, setup.num_classes, image_size)
-        batch = {key: value.to(device) for key, value in batch.items()}
-        seconds = _time_steps(setup, model, batch, state, device)
-        timings.append(
-            StageTiming(
-                _label(state, batch_size), state, batch_size, costs[id(state)], seconds, id(state) == reference_id
-            )
+    if owns_data(setup):
+        dataset, collate_fn, eraser, mixer = (
+            SetupTrainingDataset(setup, split, data.image_size),
+            setup.collate,
+            None,
+            None,
         )
-    return timings
+    else:
+        pipeline = pipelines.build(data.pipeline, data.augment, split)
+        dataset, collate_fn = StagedDataset(split, pipeline, data.image_size, data.corrupt_images == "skip"), collate
+        augment = data.augment
+        eraser = build_random_erasing(augment.random_erasing, augment.random_erasing_mode, augment.random_erasing_count)
+        mixer = build_mixup(
+            augment.mixup,
+            augment.cutmix,
+            split.num_classes,
+            augment.mixup_prob,
+            augment.mixup_switch_prob,
+            augment.mixup_mode,
+        )
+    harness = Harness(
+        recipe,
+        setup,
+        model,
+        optimizer,
+        dataset,
+        collate_fn,
+        sizes.accumulation,
+        sizes.per_device,
+        sizes.world_size,
+        device,
+        eraser,
+        mixer,
+        ema,
+        fft_crop_on_device(recipe),
+    )
+    if recipe.training.precision == "auto":
+        harness.notes.append("training.precision auto: timed in full precision (the launcher decides in training)")
+    if data.replay is not None:
+        harness.notes.append(
+            "data.replay: the loader is timed delivering whole batches (the replayed share is not"
+            " subtracted), so loader time is an upper bound"
+        )
+    return harness
 
 
-def _time_steps(
-    setup, model: torch.nn.Module, batch: dict[str, torch.Tensor], state: StageState, device: torch.device
-) -> float:
-    def synchronize() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def measure_shape(
+    harness: Harness, state: StageState, label: str, pixel_cost: float, repeats: int = REPEATS, first_seed: int = 0
+) -> StageMeasurement:
+    """Time the loader, then the model on the loader's batches, at one stage shape."""
+    per_device = _per_device_batch(harness, state)
+    loader_times, batches = _time_loader(harness, state, per_device, repeats, first_seed)
+    model_times = _time_model(harness, state, batches, per_device)
+    loader_warm, loader_timed = _split_warmup(harness, loader_times)
+    model_warm, model_timed = model_times[:WARMUP_STEPS], model_times[WARMUP_STEPS:]
+    loader, model = Repeats(tuple(loader_timed)), Repeats(tuple(model_timed))
+    return StageMeasurement(
+        label,
+        shape_key(state),
+        model,
+        loader,
+        model_first_extra=max(0.0, model_warm[0] - model.median),
+        loader_first_extra=max(0.0, loader_warm[0] - loader.median),
+        pixel_cost=pixel_cost,
+    )
 
-    times = []
-    for index in range(WARMUP_STEPS + TIMED_STEPS):
-        synchronize()
+
+def _per_device_batch(harness: Harness, state: StageState) -> int:
+    """A batch-size curriculum's global batch on one device and micro-step, else the recipe's per-device batch."""
+    if state.batch_size is None:
+        return harness.per_device
+    return max(1, state.batch_size // (harness.world_size * harness.accumulation))
+
+
+def loader_warmup_steps(num_workers: int, accumulation: int) -> int:
+    """Warm-up steps of the loader: enough to drain what the workers prefetched while they started (else the
+    first timed steps would be served from that buffer and look free)."""
+    return max(WARMUP_STEPS, math.ceil((PREFETCH_FACTOR * num_workers + 1) / accumulation) + 1)
+
+
+def _split_warmup(harness: Harness, times: list[float]) -> tuple[list[float], list[float]]:
+    warm = loader_warmup_steps(harness.recipe.data.num_workers, harness.accumulation)
+    return times[:warm], times[warm:]
+
+
+def _time_loader(harness: Harness, state: StageState, per_device: int, repeats: int, first_seed: int):
+    """Seconds per optimizer step's micro-batches from a real DataLoader, and the batches (for the model)."""
+    from curricurun.data.mixing import erase_batch
+    from curricurun.data.sampler import SampleKey, sample_seed
+    from curricurun.data.staged import checked_batch
+
+    recipe = harness.recipe
+    workers = recipe.data.num_workers
+    steps = loader_warmup_steps(workers, harness.accumulation) + repeats
+    count = len(harness.dataset)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(recipe.seed + first_seed)).tolist()
+    bandwidth = None if harness.fft_on_device else state.bandwidth
+    keys = []
+    for position in range(steps * harness.accumulation):
+        indices = [order[(position * per_device + i) % count] for i in range(per_device)]
+        keys.append(
+            [
+                SampleKey(i, state.resolution, state.aug_magnitude, bandwidth, sample_seed(recipe.seed, 0, i))
+                for i in indices
+            ]
+        )
+    loader = DataLoader(
+        harness.dataset,
+        batch_sampler=keys,
+        collate_fn=harness.collate,
+        num_workers=workers,
+        persistent_workers=False,
+        pin_memory=False,
+    )
+    batches, times = iter(loader), []
+    kept: list[list[dict]] = []
+    for step in range(steps):
         start = time.perf_counter()
-        model.zero_grad(set_to_none=True)
-        setup.training_loss(model, batch, state).backward()
-        synchronize()
-        if index >= WARMUP_STEPS:
-            times.append(time.perf_counter() - start)
-    # The median, not the mean: one step slowed by another process would otherwise skew a shape's time.
-    return statistics.median(times)
+        micro_batches = []
+        for micro in range(harness.accumulation):
+            batch = checked_batch(next(batches))
+            if harness.eraser is not None:
+                batch = erase_batch(batch, harness.eraser, step * harness.accumulation + micro)
+            micro_batches.append(batch)
+        times.append(time.perf_counter() - start)
+        kept.append(micro_batches)
+    return times, kept[-(WARMUP_STEPS + repeats) :] if len(kept) > WARMUP_STEPS + repeats else kept
 
 
-def _label(state: StageState, batch_size: int) -> str:
-    parts = [f"{field} {getattr(state, field)}" for field in SHAPE_FIELDS[:3] if getattr(state, field) is not None]
-    return ", ".join(parts or ["full size (no curriculum)"]) + f", batch {batch_size}"
+def _precision_context(precision: str, device: torch.device):
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return torch.autocast(device.type, dtype=dtype)
+    return contextlib.nullcontext()
 
 
-def smallest_vs_full(timings: list[StageTiming]) -> str:
-    """One line: the cheapest predicted stage's measured time per sample over the full-size one's."""
-    reference = next(t for t in timings if t.is_reference)
-    smallest = min(timings, key=lambda t: t.predicted_cost)
-    measured = smallest.seconds_per_sample / reference.seconds_per_sample
-    return (
-        f"smallest stage ({smallest.label}): measured {measured:.3f} × the full-size time per sample,"
-        f" predicted {smallest.predicted_cost / reference.predicted_cost:.3f} ×"
-    )
+def _time_model(harness: Harness, state: StageState, steps: list[list[dict]], per_device: int) -> list[float]:
+    """Seconds of each optimizer step on the given micro-batches (WARMUP_STEPS first, then the timed ones)."""
+    from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
+    from curricurun.data.mixing import mix_batch
+
+    device, recipe = harness.device, harness.recipe
+    clip = recipe.training.grad_clip
+    times = []
+    for index, micro_batches in enumerate(steps):
+        _synchronize(device)
+        start = time.perf_counter()
+        for micro, host in enumerate(micro_batches):
+            if harness.setup_batch:
+                host = harness.setup.measure_batch(state, per_device)
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in host.items()}
+            if harness.fft_on_device and state.bandwidth is not None:
+                batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
+            if harness.mixer is not None:
+                batch = mix_batch(batch, harness.mixer, index * harness.accumulation + micro)
+            loss = _loss(harness, batch, state, per_device)
+            (loss / harness.accumulation).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(harness.model.parameters(), clip)
+        harness.optimizer.step()
+        harness.optimizer.zero_grad(set_to_none=True)
+        if harness.ema is not None:
+            harness.ema.update(harness.model, index + 1)
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
 
 
-def print_timings(timings: list[StageTiming], console: Console) -> None:
-    """A table of measured step times beside the predicted relative cost, then :func:`smallest_vs_full`."""
-    reference = next(t for t in timings if t.is_reference)
-    table = Table(
-        title="measured forward+backward on random inputs; cost per sample relative to full size", title_justify="left"
-    )
-    for header in ("stage shape", "batch/device", "ms/step", "predicted cost", "measured cost"):
-        table.add_column(header, justify="left" if header == "stage shape" else "right", no_wrap=True)
-    for timing in timings:
-        table.add_row(
-            timing.label,
-            str(timing.per_device_batch),
-            f"{1000 * timing.seconds_per_step:.1f}",
-            f"{timing.predicted_cost:.3f}",
-            f"{timing.seconds_per_sample / reference.seconds_per_sample:.3f}",
-        )
-    print_unsqueezed(table, console)
-    console.print(smallest_vs_full(timings), markup=False)
+def _loss(harness: Harness, batch: dict, state: StageState, per_device: int) -> torch.Tensor:
+    """The setup's training loss; a setup that cannot train on this batch here falls back to ``measure_batch``."""
+    precision = harness.recipe.training.precision
+    try:
+        with _precision_context(precision, harness.device):
+            return harness.setup.training_loss(harness.model, batch, state)
+    except UserError as error:
+        if harness.setup_batch or not hasattr(harness.setup, "measure_batch"):
+            raise
+        harness.setup_batch = True
+        harness.notes.append(f"the model is timed on the setup's own random batch, not the loader's ({error})")
+        batch = {k: v.to(harness.device) for k, v in harness.setup.measure_batch(state, per_device).items()}
+        with _precision_context(precision, harness.device):
+            return harness.setup.training_loss(harness.model, batch, state)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

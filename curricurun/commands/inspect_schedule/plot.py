@@ -38,12 +38,20 @@ def plotted_steps(schedule: Schedule, rows: list[StageRow], max_points: int = MA
     return np.unique(np.concatenate([np.arange(0, total, stride), np.asarray(edges, dtype=np.int64), [total - 1]]))
 
 
-def plot_schedule(schedule: Schedule, rows: list[StageRow], path: Path, max_points: int = MAX_POINTS) -> Path:
+def plot_schedule(
+    schedule: Schedule,
+    rows: list[StageRow],
+    path: Path,
+    max_points: int = MAX_POINTS,
+    measured_cost: dict[str, float] | None = None,
+) -> Path:
     """Write the schedule PNG to ``path`` and return it.
 
     Panels: the LR, each curriculum field the recipe sets (``stage_ratios`` as each stage's share of the batch,
     stacked), and the cost of each step relative to a full-size step, its mean dashed (the relative compute,
     except in compute-budget mode). Stage boundaries are dotted vertical lines; the top axis shows epochs.
+    ``measured_cost`` (``--measure``): shape id → measured step time over the full-size step's, drawn in the
+    cost panel beside the pixel-ratio cost.
     """
     from matplotlib.figure import Figure
 
@@ -65,7 +73,9 @@ def plot_schedule(schedule: Schedule, rows: list[StageRow], path: Path, max_poin
         axis.grid(True, alpha=0.25)
     plan = schedule.plan
     mean_cost = plan.total_compute / (float(plan.global_batches.sum()) / schedule.sizes.global_batch)
-    axes[-1].axhline(mean_cost, color="tab:red", linestyle="--", linewidth=1, label=f"mean {mean_cost:.3f}")
+    axes[-1].axhline(mean_cost, color="tab:red", linestyle="--", linewidth=1, label=f"pixel-ratio mean {mean_cost:.3f}")
+    if measured_cost:
+        _draw_measured(axes[-1], schedule, units, x, measured_cost)
     axes[-1].legend(loc="lower right", fontsize=8)
     axes[-1].set_xlabel("micro-step" if schedule.unit == "micro_steps" else "optimizer step")
     axes[-1].set_xlim(0, schedule.total_units)
@@ -76,6 +86,16 @@ def plot_schedule(schedule: Schedule, rows: list[StageRow], path: Path, max_poin
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+def _draw_measured(axis, schedule: Schedule, units: np.ndarray, x: np.ndarray, measured: dict[str, float]) -> None:
+    """The measured step cost (× the full-size step) of each plotted step, as a stair in the cost panel."""
+    from curricurun.engine.step_timing import shape_id, shape_key
+
+    per, states = schedule.units_per_step, schedule.plan.states
+    values = [measured.get(shape_id(shape_key(states[unit // per])), np.nan) for unit in units.tolist()]
+    xs = np.append(x, schedule.total_units)
+    axis.plot(xs, [*values, values[-1]], color="tab:orange", drawstyle="steps-post", label="measured (--measure)")
 
 
 def _draw(axis, key: str, x: np.ndarray, values: list, end: int) -> None:
@@ -100,7 +120,7 @@ def _draw(axis, key: str, x: np.ndarray, values: list, end: int) -> None:
         axis.legend(loc="upper right", fontsize=8, ncols=width)
         return
     y = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    axis.plot(x, y, color="tab:blue", **style)
+    axis.plot(x, y, color="tab:blue", label="pixel ratio" if key == "cost" else None, **style)
     if key == "scale_index":
         axis.yaxis.get_major_locator().set_params(integer=True)
 

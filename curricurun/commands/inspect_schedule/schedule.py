@@ -215,9 +215,7 @@ def step_columns(schedule: Schedule, units: np.ndarray) -> dict[str, list]:
     return columns
 
 
-def schedule_json(
-    schedule: Schedule, rows: list[StageRow], every: int = 1, measurements: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def schedule_json(schedule: Schedule, rows: list[StageRow], every: int = 1) -> dict[str, Any]:
     """The ``--json`` object: sizes, LR rule, relative compute, stage rows and one entry every ``every`` steps."""
     plan, per, rule = schedule.plan, schedule.units_per_step, schedule.learning_rate.rule
     columns = step_columns(schedule, np.arange(0, schedule.total_units, every))
@@ -242,11 +240,10 @@ def schedule_json(
             "description": rule.describe(),
         },
         "relative_compute": plan.relative_compute(),
+        "relative_compute_basis": "pixel_ratio",  # the curriculum's pixel (token) cost; --measure adds "forecast"
         "stages": [_row_json(schedule, row) for row in rows],
         "steps": steps,
     }
-    if measurements is not None:
-        payload["measurements"] = measurements
     return payload
 
 
@@ -303,4 +300,4 @@ def compute_phrase(schedule: Schedule) -> str:
         effect = f"saves {100 * (1 - relative):.1f}%"
     else:
         effect = f"costs {100 * (relative - 1):.1f}% more"
-    return f"compute {relative:.3f} × the same recipe without curriculum ({effect})"
+    return f"pixel-ratio forecast: compute {relative:.3f} × the same recipe without curriculum ({effect})"
