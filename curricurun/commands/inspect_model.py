@@ -13,11 +13,9 @@ def summarize_model(recipe) -> dict[str, Any]:
     The data is not loaded: a setup that needs channel/class counts takes them from the recipe's setup
     section, or from the data source only when the setup cannot do without (a user error says which).
     """
-    from curricurun.setups import get as get_setup
+    from curricurun.data.sample_pipeline import open_sample_pipeline
 
-    setup_cls = get_setup(recipe.setup.name)
-    shape = data_shape_without_loading(recipe)
-    setup = setup_cls(recipe.setup_params, shape)
+    setup = open_sample_pipeline(recipe).build_setup()
     with torch.device("meta"):
         model = (
             setup.build_model() if not getattr(recipe.setup_params, "weights", None) else _build_without_weights(setup)
@@ -47,19 +45,3 @@ def _build_without_weights(setup):
     params = setup.params.model_copy(update={"weights": None})
     setup.params = params
     return setup.build_model()
-
-
-def data_shape_without_loading(recipe):
-    """Channels/classes from the recipe when stated; otherwise from the data's metadata (may need the data)."""
-    from curricurun.setups.base import DataShape
-
-    params = recipe.setup_params
-    fields = type(params).model_fields
-    # Only what the setup declares and the recipe leaves open sends us to the data (a VQ-VAE has no classes).
-    if all(getattr(params, key, None) is not None for key in ("in_channels", "num_classes") if key in fields):
-        return None
-    from curricurun.data import load_recipe_split
-
-    data = recipe.data
-    split = load_recipe_split(data, data.train_split, data.max_train_samples)
-    return DataShape(split.channels, split.num_classes, data.image_size)

@@ -47,16 +47,16 @@ def run_sample(
     recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
 ) -> Path:
     """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
-    from curricurun.commands.inspect_model import data_shape_without_loading
+    from curricurun.data.sample_pipeline import open_sample_pipeline
     from curricurun.images import save_grid
     from curricurun.setups import get as get_setup
+    from curricurun.setups.base import optional_hooks
     from curricurun.weights import load_safetensors_weights
 
-    setup_cls = get_setup(recipe.setup.name)
-    if not hasattr(setup_cls, "sample"):
+    if optional_hooks(get_setup(recipe.setup.name)).generator is None:
         raise UserError(f"setup.name: setup '{recipe.setup.name}' does not generate images (no sampling)")
     weights = find_weights(checkpoint, use_ema)
-    setup = setup_cls(recipe.setup_params, data_shape_without_loading(recipe))
+    setup = optional_hooks(open_sample_pipeline(recipe).build_setup()).generator
     torch.manual_seed(recipe.seed)
     model = setup.build_model()
     load_safetensors_weights(model, weights, field="--checkpoint")

@@ -25,15 +25,14 @@ SUPPORTED = ("vqvae", "var")
 
 
 def _setup(recipe):
-    from curricurun.commands.inspect_model import data_shape_without_loading
-    from curricurun.setups import get as get_setup
+    from curricurun.data.sample_pipeline import open_sample_pipeline
 
     if recipe.setup.name not in SUPPORTED:
         raise UserError(
             f"setup.name: VAR's weights are a VQ-VAE (setup vqvae) or a transformer (setup var),"
             f" got setup '{recipe.setup.name}'"
         )
-    return get_setup(recipe.setup.name)(recipe.setup_params, data_shape_without_loading(recipe))
+    return open_sample_pipeline(recipe).build_setup()
 
 
 def _temporary_sibling(out: Path) -> Path:

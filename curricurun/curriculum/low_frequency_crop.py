@@ -171,6 +171,7 @@ class LowFrequencyCrop:
         table = tuple(params.bandwidths) if params.bandwidths is not None else SCHEDULES[params.schedule]
         self.indexed_by = params.indexed_by or SCHEDULE_AXIS[params.schedule]
         self.bandwidths = scaled_bandwidths(table, params.base_resolution, params.size_increment)
+        self.crops_on_device = params.method == "fft"  # the data side then crops the device batch, before mixup
 
     def state_at(self, progress: Progress) -> StageState:
         stage = stage_index(progress_fraction(progress, self.indexed_by), len(self.bandwidths))

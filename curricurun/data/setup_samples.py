@@ -1,4 +1,4 @@
-"""Datasets for setups that build their own samples (``load_split`` / ``training_sample`` / ``evaluation_sample``).
+"""The sample pipeline of setups that build their own samples (``load_split`` / ``training_sample`` / ...).
 
 The engine still decides which sample, at which stage and with which seed (the planned sampler's
 :class:`~curricurun.data.sampler.SampleKey`); the setup decides what the sample is: an image with its pose ground
@@ -12,14 +12,15 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from curricurun.data.sample_pipeline import BatchSteps
 from curricurun.data.sampler import SampleKey
-from curricurun.data.staged import EvalDataset, collate
 from curricurun.errors import UserError
+from curricurun.setups.base import optional_hooks
 
 
 def owns_data(setup_or_class: Any) -> bool:
-    """True when the setup loads and serves its samples itself (setups/base.py ``SetupWithOwnData``)."""
-    return all(hasattr(setup_or_class, name) for name in ("load_split", "training_sample", "evaluation_sample"))
+    """True when the setup serves its own samples (the engine asks :func:`.sample_pipeline.open_sample_pipeline`)."""
+    return optional_hooks(setup_or_class).own_data is not None
 
 
 class SetupTrainingDataset(Dataset):
@@ -48,18 +49,33 @@ class SetupEvaluationDataset(Dataset):
         return self.setup.evaluation_sample(self.split, self.start + position, self.resolution)
 
 
-def evaluation_dataset(setup, split, resolution: int, start: int, stop: int, pipeline=None) -> tuple[Dataset, Any]:
-    """The evaluation shard ``[start, stop)`` and its collate function, whoever builds the samples.
+class SetupSamples:
+    """The sample pipeline of a setup that serves its own data (setups/base.py ``SetupWithOwnData``).
 
-    ``pipeline``: the recipe's named image pipeline (:mod:`curricurun.data.pipelines`); None = ``small_images``.
+    The setup is built before the data (its ``load_split`` reads the split) and needs no data shape.
     """
-    if owns_data(setup):
-        return SetupEvaluationDataset(setup, split, resolution, start, stop), setup.collate
-    if pipeline is None:
-        from curricurun.data.transforms import EvalTransform
 
-        pipeline = EvalTransform()
-    return EvalDataset(split, pipeline, resolution, start, stop), collate
+    def __init__(self, setup, data):
+        self.setup, self.data = setup, data
+
+    def load_split(self, split: str, max_samples: int | None):
+        return self.setup.load_split(self.data, split, max_samples)
+
+    def build_setup(self, train_split=None):
+        return self.setup
+
+    def training_dataset(self, split) -> Dataset:
+        return SetupTrainingDataset(self.setup, split, self.data.image_size)
+
+    def evaluation_dataset(self, split, resolution: int, start: int, stop: int) -> Dataset:
+        return SetupEvaluationDataset(self.setup, split, resolution, start, stop)
+
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.setup.collate(samples)
+
+    def batch_steps(self, plan, curriculum, per_device: int, world_size: int, train_split) -> BatchSteps:
+        """No host or device steps: the setup's ``training_sample`` already is the whole augmentation."""
+        return BatchSteps()
 
 
 def refuse_classification_options(recipe, setup_name: str) -> list[tuple[tuple[str, ...], str]]:

@@ -16,24 +16,30 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from curricurun.data.setup_samples import evaluation_dataset
 from curricurun.data.staged import checked_batch, shard_bounds
 
 CLASSIFICATION_EVAL_BATCH = 256  # images of 28-224 px: a large batch costs little memory and saves loader overhead
 
 
 @torch.no_grad()
-def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelerator, recipe) -> dict[str, float]:
-    """The setup's metrics on the whole evaluation split, exactly as one process would compute them."""
-    from curricurun.data import pipelines
+def evaluate(
+    setup, model, eval_data, resolution: int, batch_size: int, accelerator, recipe, samples=None
+) -> dict[str, float]:
+    """The setup's metrics on the whole evaluation split, exactly as one process would compute them.
 
+    ``samples``: the run's sample pipeline (:func:`~curricurun.data.sample_pipeline.open_sample_pipeline`, opened
+    here when not given).
+    """
+    from curricurun.data.sample_pipeline import open_sample_pipeline
+    from curricurun.setups.base import optional_hooks
+
+    samples = samples or open_sample_pipeline(recipe)
     start, stop = shard_bounds(len(eval_data), accelerator.process_index, accelerator.num_processes)
-    pipeline = pipelines.build(recipe.data.pipeline, recipe.data.augment)
-    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, start, stop, pipeline)
-    with_records = hasattr(setup, "evaluation_step")
+    dataset = samples.evaluation_dataset(eval_data, resolution, start, stop)
+    with_records = optional_hooks(setup).record_metrics
     # Record-based setups (detection, pose) run at their training batch size: their images are large.
     eval_batch = batch_size if with_records else max(batch_size, CLASSIFICATION_EVAL_BATCH)
-    loader = DataLoader(dataset, batch_size=eval_batch, collate_fn=collate_fn, num_workers=recipe.data.num_workers)
+    loader = DataLoader(dataset, batch_size=eval_batch, collate_fn=samples.collate, num_workers=recipe.data.num_workers)
     was_training = model.training
     model.eval()
     totals: dict[str, torch.Tensor] = {}
@@ -41,8 +47,8 @@ def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelera
     for batch in loader:
         batch = {k: v.to(accelerator.device) for k, v in checked_batch(batch).items()}
         with accelerator.autocast():
-            if with_records:
-                sums, batch_records = setup.evaluation_step(model, batch)
+            if with_records is not None:
+                sums, batch_records = with_records.evaluation_step(model, batch)
                 records.extend(batch_records)
             else:
                 sums = setup.evaluation_sums(model, batch)
@@ -51,8 +57,8 @@ def evaluate(setup, model, eval_data, resolution: int, batch_size: int, accelera
     summed = _all_reduce_sums(totals, accelerator)
     model.train(was_training)
     metrics = setup.metrics_from_sums(summed)
-    if with_records:
-        metrics.update(setup.metrics_from_records(_gather_records(records, accelerator)))
+    if with_records is not None:
+        metrics.update(with_records.metrics_from_records(_gather_records(records, accelerator)))
     return metrics
 
 
@@ -86,10 +92,18 @@ def _all_reduce_sums(totals: dict[str, torch.Tensor], accelerator) -> dict[str, 
     return result
 
 
-def first_evaluation_batch(
-    eval_data, resolution: int, count: int, device, setup=None, pipeline=None
-) -> dict[str, torch.Tensor]:
-    """The first ``count`` evaluation samples as one batch: the fixed inputs of reconstruction/sample pictures."""
-    dataset, collate_fn = evaluation_dataset(setup, eval_data, resolution, 0, min(count, len(eval_data)), pipeline)
+def first_evaluation_batch(eval_data, resolution: int, count: int, device, samples=None) -> dict[str, torch.Tensor]:
+    """The first ``count`` evaluation samples as one batch: the fixed inputs of reconstruction/sample pictures.
+
+    ``samples``: the run's sample pipeline; None reads labelled images with the ``small_images`` eval transform.
+    """
+    stop = min(count, len(eval_data))
+    if samples is None:
+        from curricurun.data.staged import EvalDataset, collate
+        from curricurun.data.transforms import EvalTransform
+
+        dataset, collate_fn = EvalDataset(eval_data, EvalTransform(), resolution, 0, stop), collate
+    else:
+        dataset, collate_fn = samples.evaluation_dataset(eval_data, resolution, 0, stop), samples.collate
     batch = checked_batch(collate_fn([dataset[i] for i in range(len(dataset))]))
     return {k: v.to(device) for k, v in batch.items()}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from curricurun.engine.device import optimizer_options
+
 
 def build_optimizer(optim, param_groups: list[dict]) -> torch.optim.Optimizer:
     """AdamW / Adam / SGD from torch, LAMB from timm (ET++'s ConvNeXt and ResNet recipes use it)."""
@@ -16,10 +18,11 @@ def build_optimizer(optim, param_groups: list[dict]) -> torch.optim.Optimizer:
         for group in param_groups
         if group["params"]
     ]
+    fused = optimizer_options(optim.name)  # fused=True on CUDA only (VAR train.py:118-119)
     if optim.name == "adamw":
-        return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+        return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
     if optim.name == "adam":
-        return torch.optim.Adam(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+        return torch.optim.Adam(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
     if optim.name == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     if optim.name == "lamb":

@@ -32,6 +32,7 @@ from curricurun.recipe.schema import Recipe
 from curricurun.recipe.yaml_reader import YamlLimitError, parse_yaml
 
 _SETUP_REGISTRY = "curricurun.setups"
+_SETUP_BASE = "curricurun.setups.base"
 _CURRICULUM_REGISTRY = "curricurun.curriculum.registry"
 _PIPELINE_REGISTRY = "curricurun.data.pipelines"
 
@@ -257,9 +258,9 @@ def _validate(tree: _SourcedTree, problems: list[str]) -> Recipe:
     if conflicts:
         raise RecipeError([format_problem(tree.source_for(loc), loc, message) for loc, message in conflicts])
     setup_class = importlib.import_module(_SETUP_REGISTRY).available()[recipe.setup.name]
-    setup_checks = getattr(setup_class, "recipe_problems", None)
+    setup_checks = importlib.import_module(_SETUP_BASE).optional_hooks(setup_class).recipe_checks
     if setup_checks is not None:  # fields the setup would otherwise ignore (setups/base.py SetupWithRecipeChecks)
-        cross = setup_checks(recipe)
+        cross = setup_checks.recipe_problems(recipe)
         if cross:
             raise RecipeError([format_problem(tree.source_for(loc), loc, message) for loc, message in cross])
     return recipe

@@ -309,6 +309,17 @@ class EmaConfig(Section):
         return self
 
 
+class GradScalerConfig(Section):
+    """fp16 loss scaling (Accelerate's ``GradScalerKwargs``; torch's defaults here). VAR uses init 2**11, growth
+    every 1000 steps and a cap of 32768 (``utils/amp_sc.py:27, 57-61``); ``max_scale`` is that cap (none: no cap)."""
+
+    init_scale: PositiveFloat = 65536.0
+    growth_factor: Annotated[float, Field(gt=1)] = 2.0
+    backoff_factor: OpenUnitFraction = 0.5
+    growth_interval: PositiveInt = 2000
+    max_scale: PositiveFloat | None = None
+
+
 class EarlyStoppingConfig(Section):
     """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` evaluations."""
 
@@ -334,6 +345,12 @@ class TrainingConfig(Section):
     # and no checkpoint of the damaged weights; ``skip_step`` drops that step's update and counts it.
     on_nonfinite: Literal["stop", "skip_step"] = "stop"
     compile: bool = False
+    # GPU switches (curricurun/engine/device.py; no effect on CPU): TF32 for fp32 matmuls/convolutions, cuDNN
+    # autotuning ('auto': VAR's rule, on unless a curriculum changes shapes), NHWC conv nets, fp16 loss scaling.
+    tf32: bool = False
+    cudnn_benchmark: bool | Literal["auto"] = False
+    channels_last: bool = False
+    grad_scaler: GradScalerConfig = Field(default_factory=GradScalerConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     log_every_steps: PositiveInt = 50

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -45,11 +45,16 @@ class SampleOptions:
 
 @runtime_checkable
 class Setup(Protocol):
-    """Required members. Construct with ``Setup(params, data_shape_or_None)``."""
+    """Required members. Construct with ``Setup(params, data_shape_or_None)``.
+
+    ``channels`` is the number of image channels the model reads (``inspect-schedule --measure`` builds its
+    random images with it).
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    channels: int
 
     def build_model(self) -> torch.nn.Module:
         """The trainable model only (built under ``torch.device("meta")`` by ``inspect-model``)."""
@@ -65,6 +70,7 @@ class Setup(Protocol):
         """Metrics from the summed values (scalars arrive as floats, other shapes as CPU tensors)."""
 
 
+@runtime_checkable
 class SetupWithPictures(Protocol):
     """Optional: called on the main process after each evaluation with the first evaluation batch."""
 
@@ -73,18 +79,21 @@ class SetupWithPictures(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
 class ExportingSetup(Protocol):
     """Optional: called on the main process once training ends (after the final checkpoint)."""
 
     def export(self, model: torch.nn.Module, run_dir: Path) -> Path | None: ...
 
 
+@runtime_checkable
 class GenerativeSetup(Protocol):
     """Optional: ``curricurun sample`` calls it; returns images ``[N, C, H, W]`` in [0, 1], class by class."""
 
     def sample(self, model: torch.nn.Module, classes: list[int], seed: int, options: SampleOptions) -> torch.Tensor: ...
 
 
+@runtime_checkable
 class SetupWithOwnData(Protocol):
     """Optional: the setup loads and serves its samples itself (pose/detection ground truth, not class labels).
 
@@ -107,6 +116,7 @@ class SetupWithOwnData(Protocol):
     def collate(self, samples: list[dict]) -> dict[str, torch.Tensor]: ...
 
 
+@runtime_checkable
 class SetupWithRecordMetrics(Protocol):
     """Optional: metrics that are not sums (COCO AP ranks every prediction of the split by score).
 
@@ -120,8 +130,50 @@ class SetupWithRecordMetrics(Protocol):
     def metrics_from_records(self, records: list) -> dict[str, float]: ...
 
 
+@runtime_checkable
 class SetupWithRecipeChecks(Protocol):
     """Optional: recipe fields that mean nothing to this setup, reported by ``validate`` as ``(location, message)``."""
 
     @staticmethod
     def recipe_problems(recipe) -> list[tuple[tuple[str, ...], str]]: ...
+
+
+@runtime_checkable
+class SetupWithMeasureBatch(Protocol):
+    """Optional: ``inspect-schedule --measure`` times its steps on this batch instead of random images + labels."""
+
+    def measure_batch(self, stage: StageState, batch_size: int) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class SetupHooks:
+    """The optional members of one setup, each the setup itself when it provides them and None when not.
+
+    The engine and the commands read a setup's optional hooks only through :func:`optional_hooks`, so the
+    Protocols above are the one declaration of each hook's name and signature.
+    """
+
+    pictures: SetupWithPictures | None
+    exporter: ExportingSetup | None
+    generator: GenerativeSetup | None
+    own_data: SetupWithOwnData | None
+    record_metrics: SetupWithRecordMetrics | None
+    recipe_checks: SetupWithRecipeChecks | None
+    measure: SetupWithMeasureBatch | None
+
+
+def optional_hooks(setup: Any) -> SetupHooks:
+    """Which optional Protocols a setup (instance or class) implements: the one place that checks them."""
+
+    def provided(protocol: type) -> Any:
+        return setup if isinstance(setup, protocol) else None
+
+    return SetupHooks(
+        pictures=provided(SetupWithPictures),
+        exporter=provided(ExportingSetup),
+        generator=provided(GenerativeSetup),
+        own_data=provided(SetupWithOwnData),
+        record_metrics=provided(SetupWithRecordMetrics),
+        recipe_checks=provided(SetupWithRecipeChecks),
+        measure=provided(SetupWithMeasureBatch),
+    )

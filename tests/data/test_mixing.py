@@ -180,7 +180,7 @@ def test_training_mixes_each_step_with_the_lambda_of_its_step_seed(tmp_path):
 
 
 def test_a_recipe_that_mixes_an_odd_per_device_batch_is_a_user_error_before_training():
-    from curricurun.engine.trainer import _batch_augmentations
+    from curricurun.data.labelled_images import batch_augmentations as _batch_augmentations
     from curricurun.errors import UserError
 
     with pytest.raises(UserError, match="data.augment.mixup: needs an even per-device batch .* got 7"):

@@ -111,7 +111,7 @@ class PyramidFlowSetup:
             raise UserError("setup: in_channels, num_classes and image_size are needed when the data is not loaded")
         if data is not None and params.image_size is not None and params.image_size != data.image_size:
             raise UserError(f"setup.image_size: expected data.image_size {data.image_size}, got {params.image_size}")
-        self.num_classes, self.image_size = classes, size
+        self.channels, self.num_classes, self.image_size = channels, classes, size
         if params.latents == "vae":
             self.space = AutoencoderLatents(
                 params.vae,

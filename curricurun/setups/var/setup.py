@@ -154,6 +154,17 @@ class VarSetup:
             load_safetensors_weights(model, path / "model.safetensors" if path.is_dir() else path)
         return model
 
+    @property
+    def channels(self) -> int:
+        """Image channels: the recipe's, else the data's, else the tokenizer's (loaded for it)."""
+        if self.params.in_channels is not None:
+            return self.params.in_channels
+        if self.data is not None:
+            return self.data.channels
+        if self._tokenizer is None:
+            self._tokenizer = self._load_tokenizer()
+        return self._tokenizer.in_channels
+
     def tokenizer(self, device: torch.device):
         """The frozen tokenizer on ``device``, loaded on first use and checked against the recipe and the data."""
         if self._tokenizer is None:

@@ -81,6 +81,7 @@ class VqvaeSetup:
     def __init__(self, params: VqvaeParams, data: DataShape | None):
         self.params = params
         self.config = model_config(params, data)
+        self.channels = self.config.in_channels
         self.codebook = CodebookOptions(
             update=params.codebook_update,
             ema_decay=params.ema_decay,

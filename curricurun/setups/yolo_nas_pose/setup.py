@@ -83,6 +83,7 @@ class YoloNasPoseSetup:
     def __init__(self, params: YoloNasPoseParams, data: DataShape | None):
         self.params = params
         self.keypoints = params.keypoint_set
+        self.channels = params.in_channels
         self._sigmas = torch.tensor(self.keypoints.oks_sigmas)
         self._augmentation = params.pose_augmentation
 
