@@ -2,7 +2,8 @@
 
 imagenet: timm's own create_transform given the same RNG state (train, and ET++'s Lanczos insert at index 3)
 and timm's eval transform, to 1e-6. var / pyramid_flow: re-derivations of VAR utils/data.py:17-27 and
-Pyramid-Flow dataset/dataset_cls.py:81-114 with PIL. Plus per-sample determinism across worker counts, the
+Pyramid-Flow dataset/dataset_cls.py:81-114 with PIL, and the references' own torchvision op lists (VAR's train
+list with and without ``--hflip``, its val list; Pyramid-Flow's random and centre crop modes) given the same seed. Plus per-sample determinism across worker counts, the
 Pillow 13 posterize shim, reduced-scale decoding and undecodable files.
 """
 
@@ -119,6 +120,69 @@ def test_pyramid_flow_is_bicubic_short_side_then_random_crop_into_minus_one_one(
     left = int(torch.randint(0, size[0] - 128 + 1, (1,)))
     expected = (torch.from_numpy(resized[top : top + 128, left : left + 128]).permute(2, 0, 1) - 0.5) / 0.5
     torch.testing.assert_close(pipeline.train_sample(photos, 1, 128, None, None, 5), expected, atol=1e-6, rtol=0)
+
+
+def _var_reference(final: int, hflip: bool):
+    """VAR's own transform lists (utils/data.py:17-27), rebuilt with the torchvision ops it names."""
+    from torchvision import transforms
+    from torchvision.transforms import InterpolationMode
+
+    mid = round(1.125 * final)
+    tail = [transforms.ToTensor(), lambda x: x.add(x).add_(-1)]  # normalize_01_into_pm1 (utils/data.py:8-9)
+    train = [transforms.Resize(mid, interpolation=InterpolationMode.LANCZOS), transforms.RandomCrop((final, final))]
+    if hflip:
+        train.insert(0, transforms.RandomHorizontalFlip())
+    val = [transforms.Resize(mid, interpolation=InterpolationMode.LANCZOS), transforms.CenterCrop((final, final))]
+    return transforms.Compose(train + tail), transforms.Compose(val + tail)
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_var_equals_vars_own_transform_lists_given_the_same_seed(photos, hflip):
+    pipeline = pipelines.build({"name": "var", "hflip": hflip})
+    train, val = _var_reference(128, hflip)
+    flips = set()
+    for index in range(len(photos)):
+        torch.default_generator.manual_seed(40 + index)
+        if hflip:
+            flips.add(bool(torch.rand(1) < 0.5))
+            torch.default_generator.manual_seed(40 + index)
+        expected = train(_pil(photos, index))
+        ours = pipeline.train_sample(photos, index, 128, None, None, 40 + index)
+        torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            pipeline.eval_sample(photos, index, 128), val(_pil(photos, index)), atol=1e-6, rtol=0
+        )
+    assert flips == ({False, True} if hflip else set())  # both branches of the flip were compared
+
+
+def _pyramid_flow_reference(picture: Image.Image, side: int, crop_mode: str) -> torch.Tensor:
+    """``ImageTextDataset.__getitem__`` (Pyramid-Flow dataset/dataset_cls.py:81-114) for a square ``side`` bucket."""
+    import math
+
+    from torchvision import transforms
+
+    width, height = picture.size  # get_resize_size(orig=(w, h), tgt=(side, side)), L81-88: same-sign branch
+    resize_size = max(int(math.ceil(side * min(width, height) / max(width, height))), side)
+    picture = transforms.functional.resize(
+        picture, resize_size, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
+    )
+    if crop_mode == "random":
+        picture = transforms.RandomCrop((side, side))(picture)
+    else:
+        picture = transforms.functional.center_crop(picture, (side, side))
+    to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])  # L56-61
+    return to_tensor(picture)
+
+
+def test_pyramid_flow_equals_its_image_text_dataset_transform_train_and_eval(photos):
+    pipeline = pipelines.build({"name": "pyramid_flow"})
+    for index in range(len(photos)):
+        torch.default_generator.manual_seed(index)
+        expected = _pyramid_flow_reference(_pil(photos, index), 96, "random")
+        ours = pipeline.train_sample(photos, index, 96, None, None, index)
+        torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+        expected = _pyramid_flow_reference(_pil(photos, index), 96, "center")
+        torch.testing.assert_close(pipeline.eval_sample(photos, index, 96), expected, atol=1e-6, rtol=0)
 
 
 def test_reduced_decode_keeps_the_crop_geometry_within_a_few_grey_levels(photos):
