@@ -58,7 +58,7 @@ def split_decay_groups(
     Returns:
         Up to two groups (empty groups are dropped), each ``{"params", "names", "weight_decay_applies"}``;
         the non-decayed group also carries ``"weight_decay": 0.0`` so the optimizer's default never reaches
-        it. :func:`curricurun.lr.apply_to_optimizer` writes the scheduled weight decay into the other one.
+        it. :func:`curricurun.lr.optimizer.apply_to_optimizer` writes the scheduled weight decay into the other one.
     """
     embedding_ids = set()
     if not decay_embeddings:

@@ -20,6 +20,7 @@ import numpy as np
 
 from curricurun.curriculum.base import Progress, StageState
 from curricurun.errors import UserError
+from curricurun.lr.warmup import WarmupHold
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,10 @@ class TrainingPlan:
         return max(1, round(c.budget_epochs * self.steps_per_epoch))
 
     def warmup_steps_for(self, total_steps: int) -> int:
+        """The uncapped warm-up of a ``total_steps`` run (:class:`~curricurun.lr.warmup.WarmupHold`'s rule)."""
         c = self.config
-        if c.warmup_epochs is not None:
-            return round(c.warmup_epochs * self.steps_per_epoch)
-        if c.warmup_fraction is not None:
-            return round(c.warmup_fraction * total_steps)
-        return c.warmup_steps
+        lengths = WarmupHold(steps=c.warmup_steps, epochs=c.warmup_epochs, fraction=c.warmup_fraction)
+        return int(lengths.warmup(self.steps_per_epoch, total_steps, capped=False))
 
     def _simulate(self, total_guess: int) -> None:
         c = self.config

@@ -324,3 +324,35 @@ def test_apply_to_optimizer_refuses_weight_decay_for_groups_without_the_flag():
     assert opt.param_groups[0]["lr"] == 1e-3
     with pytest.raises(ValueError, match="split_decay_groups"):
         apply_to_optimizer(opt, lr=1e-3, weight_decay=0.05)
+
+
+@pytest.mark.parametrize("shape", ["lin0.7", "lin.5", "lin1", "lin1.5", "lin 0.5", "lin1e-1", "cosin", "auto", "exp"])
+def test_the_recipe_and_the_schedule_accept_the_same_shapes(shape):
+    """One parser: ``schedule.shape`` accepts exactly what LrSchedule accepts, plus ``auto``."""
+    from pydantic import ValidationError
+
+    from curricurun.recipe.schema import ScheduleConfig
+
+    try:
+        parse_shape(shape)
+        schedule_accepts = True
+    except ValueError:
+        schedule_accepts = False
+    try:
+        ScheduleConfig(shape=shape)
+        recipe_accepts = True
+    except ValidationError:
+        recipe_accepts = False
+    assert recipe_accepts == (schedule_accepts or shape == "auto")
+
+
+def test_warm_up_and_hold_are_resolved_from_epochs_fraction_or_steps_with_the_epoch_cap():
+    from curricurun.lr import WarmupHold
+
+    assert WarmupHold(epochs=2.5).warmup(steps_per_epoch=10, total=100) == 25
+    assert WarmupHold(fraction=0.05).warmup(steps_per_epoch=10, total=90) == 4  # round(4.5), as VAR rounds wp_it
+    assert WarmupHold(fraction=0.05).warmup(steps_per_epoch=10, total=90, rounded=False) == pytest.approx(4.5)
+    assert WarmupHold(steps=40, max_epochs=1).warmup(steps_per_epoch=16, total=500) == 16
+    assert WarmupHold(steps=40, max_epochs=1).warmup(steps_per_epoch=16, total=500, capped=False) == 40
+    assert WarmupHold(hold_steps=7).hold(steps_per_epoch=16) == 7
+    assert WarmupHold(hold_epochs=1.5).hold(steps_per_epoch=16) == 24

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from curricurun.errors import UserError
-from curricurun.lr import LrRule, LrSchedule, WeightDecaySchedule, resolve_lr_rule
+from curricurun.lr import LrRule, LrSchedule, WarmupHold, WeightDecaySchedule, resolve_lr_rule
+from curricurun.lr.shapes import resolve_auto
 from curricurun.plan import PlanConfig, TrainingPlan
 
 
@@ -118,9 +119,7 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
         reference_batch=optim.lr_scaling.reference_batch,
         reference_world_size=optim.lr_scaling.reference_world_size,
     )
-    shape = schedule.shape
-    if shape == "auto":
-        shape = getattr(curriculum, "preferred_lr_shape", None) or "cosine"
+    shape = resolve_auto(schedule.shape, curriculum.preferred_lr_shape if curriculum is not None else None)
     if schedule.unit == "compute":
         return _compute_indexed_learning_rate(recipe, plan, rule, shape)
     unit = sizes.accumulation if schedule.unit == "micro_steps" else 1
@@ -137,12 +136,9 @@ def build_learning_rate(recipe, plan: TrainingPlan, sizes: BatchSizes, curriculu
 
 
 def _lr_schedule(schedule, shape: str, total: int, plan: TrainingPlan, unit: int) -> LrSchedule:
-    warmup = plan.warmup_steps
-    if schedule.warmup_max_epochs is not None:
-        warmup = min(warmup, round(schedule.warmup_max_epochs * plan.steps_per_epoch))
-    hold = schedule.hold_steps
-    if schedule.hold_epochs is not None:
-        hold = round(schedule.hold_epochs * plan.steps_per_epoch)
+    # The plan's warm-up (Progress.warmup_steps, over the plan's length) with the recipe's epoch cap.
+    lengths = WarmupHold.from_schedule(schedule)
+    warmup = lengths.warmup(plan.steps_per_epoch, plan.total_steps)
     return LrSchedule(
         shape=shape,
         total_steps=total * unit,
@@ -151,7 +147,7 @@ def _lr_schedule(schedule, shape: str, total: int, plan: TrainingPlan, unit: int
         final_ratio=schedule.final_ratio,
         milestones=tuple(schedule.milestones),
         gamma=schedule.gamma,
-        hold_steps=hold * unit,
+        hold_steps=lengths.hold(plan.steps_per_epoch) * unit,
     )
 
 
@@ -170,18 +166,10 @@ def _compute_indexed_learning_rate(recipe, plan: TrainingPlan, rule: LrRule, sha
     total = budget * plan.steps_per_epoch if budget is not None else plan.total_compute
     if schedule.length_epochs is not None:
         total = max(total, schedule.length_epochs * plan.steps_per_epoch)
-    if schedule.warmup_fraction is not None:
-        warmup = schedule.warmup_fraction * total
-    elif schedule.warmup_epochs is not None:
-        warmup = schedule.warmup_epochs * plan.steps_per_epoch
-    else:
-        warmup = float(schedule.warmup_steps or 0)
-    # SG's epoch-based cap and hold, in compute-step epochs like warmup_epochs (the step unit's rule, _lr_schedule).
-    if schedule.warmup_max_epochs is not None:
-        warmup = min(warmup, round(schedule.warmup_max_epochs * plan.steps_per_epoch))
-    hold = schedule.hold_steps
-    if schedule.hold_epochs is not None:
-        hold = round(schedule.hold_epochs * plan.steps_per_epoch)
+    # Warm-up, its epoch cap and the hold in compute-step epochs, by the same rule as the step unit's.
+    lengths = WarmupHold.from_schedule(schedule)
+    warmup = lengths.warmup(plan.steps_per_epoch, total, rounded=False)
+    hold = lengths.hold(plan.steps_per_epoch)
     length = max(1, round(total))
     try:
         lr_schedule = LrSchedule(

@@ -1,176 +1,24 @@
-"""Learning rate and weight decay as pure functions of the optimizer step, and the world-size LR rule.
+"""The LR and weight decay as pure functions of the optimizer step.
 
 Why pure functions and not a torch scheduler: Accelerate steps a *prepared* scheduler ``num_processes``
 times per optimizer step (accelerate ``scheduler.py`` ``AcceleratedScheduler``; accelerate#2926), and a
 scheduler's own counter is one more piece of state to checkpoint. The engine instead calls
-``schedule.ratio_at(step)`` every optimizer step and writes the result with :func:`apply_to_optimizer`; resume
-needs only the step (nanoGPT's ``get_lr(it)``, timm's stateless schedulers, ``timm/scheduler/scheduler.py``).
-
-The LR that the engine writes is ``rule.effective_lr × schedule.ratio_at(step)``, where ``rule`` is the
-world-size rule (:func:`resolve_lr_rule`), computed once, logged and stored in the checkpoint.
+``schedule.ratio_at(step)`` every optimizer step and writes the result with
+:func:`curricurun.lr.optimizer.apply_to_optimizer`; resume needs only the step (nanoGPT's ``get_lr(it)``,
+timm's stateless schedulers, ``timm/scheduler/scheduler.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import torch
-
-LR_RULES = ("linear", "sqrt", "none")
-_GENERIC_SHAPES = ("constant", "cosine", "linear", "step", "sg_cosine")
-_VAR_NAMED_SHAPES = ("lin", "lin0", "lin00", "cos", "exp")
-VALID_SHAPES_TEXT = "constant, cosine, linear, step, sg_cosine, lin, lin0, lin00, lin<T> with 0<T<1, cos, exp"
+from curricurun.lr.shapes import is_var_shape, lin_threshold, parse_shape
 
 # VAR's named linear shapes are a plateau of T (post-warm-up fraction) at the peak, then linear to wpe
 # (VAR ``utils/lr_control.py:10-43``). ``exp`` uses the same 0.15 plateau.
 _VAR_PLATEAU = {"lin": 0.15, "lin0": 0.05, "exp": 0.15}
-
-
-@dataclass(frozen=True)
-class LrRule:
-    """The peak LR of this run and how it was derived from the recipe's base LR.
-
-    ``effective_lr = base_lr × scale(ratio)`` with ``ratio = global_batch / reference_batch`` and scale
-    linear (Goyal et al.), sqrt (Krizhevsky; timm's default for Adam-like optimizers) or none
-    (DeepSpeed ``scale_lr``, PR deepspeedai/DeepSpeed#7104; timm ``--lr-base-scale``).
-
-    Attributes:
-        rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
-        base_lr: the recipe's LR, tuned at ``reference_batch``.
-        global_batch: this run's samples per optimizer step (``BatchSizes.global_batch``).
-        reference_batch: the global batch ``base_lr`` was tuned for.
-        ratio: ``global_batch / reference_batch``.
-        multiplier: what ``base_lr`` was multiplied by (``ratio``, ``sqrt(ratio)`` or 1).
-        effective_lr: the peak LR this run uses.
-        reference_source: how ``reference_batch`` was obtained: ``"reference_batch"`` (given),
-            ``"reference_world_size"`` (reference world size × per-device batch) or ``"global_batch"``
-            (nothing given, so the reference is this run's own global batch).
-        reference_world_size: the world size the recipe was tuned on, when that convention was used.
-        per_device_batch: this run's per-device batch.
-    """
-
-    rule: str
-    base_lr: float
-    global_batch: int
-    reference_batch: int
-    ratio: float
-    multiplier: float
-    effective_lr: float
-    reference_source: str
-    reference_world_size: int | None
-    per_device_batch: int
-
-    def describe(self) -> str:
-        """One line with the numbers, for the log and ``inspect-schedule``."""
-        if self.reference_source == "reference_world_size":
-            origin = (
-                f"reference_batch {self.reference_batch} = reference_world_size {self.reference_world_size}"
-                f" × per-device {self.per_device_batch}"
-            )
-        elif self.reference_source == "reference_batch":
-            origin = f"reference_batch {self.reference_batch} given"
-        else:
-            origin = "no reference batch or world size given: the reference is this run's global batch"
-        if self.rule == "none":
-            return (
-                f"lr {self.effective_lr:g} = base {self.base_lr:g}, not rescaled (rule none; global batch"
-                f" {self.global_batch}) [{origin}]"
-            )
-        return (
-            f"lr {self.effective_lr:g} = base {self.base_lr:g}"
-            f" × {self.rule}({self.global_batch} / {self.reference_batch}) [{origin}]"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """All fields plus the ``describe()`` line, JSON-ready, for the log and ``trainer_state.json``."""
-        return {**dataclasses.asdict(self), "description": self.describe()}
-
-
-def resolve_lr_rule(
-    base_lr: float,
-    rule: str,
-    global_batch: int,
-    per_device_batch: int,
-    reference_batch: int | None = None,
-    reference_world_size: int | None = None,
-) -> LrRule:
-    """Scale the recipe's base LR to this run's global batch.
-
-    The reference batch is either given (VAR: 256 per ``tblr``, ``utils/arg_util.py:260``; ET++: 4096,
-    ``main_buffer.py`` L106-107) or ``reference_world_size × per_device_batch``: super-gradients recipes
-    give a per-GPU batch and an LR tuned on 8 GPUs (``coco2017_yolo_nas_pose_s.yaml:42-43``, SG#1807). That second
-    convention suits recipes whose per-device batch is fixed; if a recipe fixes the *global* batch instead,
-    give ``reference_batch``, otherwise the reference would move with the per-device batch.
-
-    Args:
-        base_lr: LR the recipe was tuned with, at the reference batch.
-        rule: ``"linear"``, ``"sqrt"`` or ``"none"``.
-        global_batch: this run's samples per optimizer step (``BatchSizes.global_batch``).
-        per_device_batch: this run's per-device batch.
-        reference_batch: the global batch ``base_lr`` was tuned for.
-        reference_world_size: the world size the recipe was tuned on (used with ``per_device_batch``).
-
-    Raises:
-        ValueError: unknown rule, non-positive sizes, or both references given.
-    """
-    if rule not in LR_RULES:
-        raise ValueError(f"unknown LR rule '{rule}'; valid rules: {', '.join(LR_RULES)}")
-    if not base_lr > 0:
-        raise ValueError(f"base_lr must be positive, got {base_lr}")
-    if global_batch < 1 or per_device_batch < 1:
-        raise ValueError(f"batch sizes must be at least 1, got global {global_batch}, per-device {per_device_batch}")
-    if reference_batch is not None and reference_world_size is not None:
-        raise ValueError("give reference_batch or reference_world_size, not both")
-    if reference_batch is not None:
-        if reference_batch < 1:
-            raise ValueError(f"reference_batch must be at least 1, got {reference_batch}")
-        source, reference = "reference_batch", reference_batch
-    elif reference_world_size is not None:
-        if reference_world_size < 1:
-            raise ValueError(f"reference_world_size must be at least 1, got {reference_world_size}")
-        source, reference = "reference_world_size", reference_world_size * per_device_batch
-    else:
-        source, reference = "global_batch", global_batch
-    ratio = global_batch / reference
-    multiplier = {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[rule]
-    return LrRule(
-        rule=rule,
-        base_lr=base_lr,
-        global_batch=global_batch,
-        reference_batch=reference,
-        ratio=ratio,
-        multiplier=multiplier,
-        effective_lr=base_lr * multiplier,
-        reference_source=source,
-        reference_world_size=reference_world_size,
-        per_device_batch=per_device_batch,
-    )
-
-
-def parse_shape(s: str) -> str:
-    """Validate an LR schedule shape name and return it.
-
-    Raises:
-        ValueError: naming the valid shapes.
-    """
-    if s in _GENERIC_SHAPES or s in _VAR_NAMED_SHAPES:
-        return s
-    if s.startswith("lin"):
-        try:
-            threshold = float(s[3:])
-        except ValueError:
-            threshold = math.nan
-        if 0 < threshold < 1:
-            return s
-    raise ValueError(f"unknown LR schedule shape '{s}'; valid shapes: {VALID_SHAPES_TEXT}")
-
-
-def _is_var_shape(shape: str) -> bool:
-    return shape not in _GENERIC_SHAPES
 
 
 @dataclass(frozen=True)
@@ -253,7 +101,7 @@ class LrSchedule:
         elif self.milestones:
             raise ValueError(f"milestones are used only by shape 'step', not '{self.shape}'")
         w = self.warmup_iters
-        if _is_var_shape(self.shape):
+        if is_var_shape(self.shape):
             if self.hold_steps:
                 raise ValueError(f"VAR shape '{self.shape}' has no hold_steps; its plateau is part of the shape")
             if w >= self.total_steps - 1:
@@ -279,7 +127,7 @@ class LrSchedule:
         w = self.warmup_iters
         if step < w:
             return self.warmup_start_ratio + (1 - self.warmup_start_ratio) * step / w
-        if _is_var_shape(self.shape):
+        if is_var_shape(self.shape):
             pasd = min((step - w) / (self.total_steps - 1 - w), 1.0)
             return _var_ratio(self.shape, pasd, self.final_ratio)
         decay_start = w + self.hold_steps
@@ -320,7 +168,8 @@ def _var_ratio(shape: str, pasd: float, wpe: float) -> float:
         if shape == "exp":
             return math.exp((pasd - plateau) / (1 - plateau) * math.log(wpe))
         return wpe + (1 - wpe) * rest / (1 - plateau)
-    threshold = float(shape[3:])
+    threshold = lin_threshold(shape)
+    assert threshold is not None  # parse_shape admitted it
     mid = (1 + wpe + (1 - wpe) * (1 - threshold)) / 2
     if pasd < threshold:
         return 1 + (mid - 1) * pasd / threshold
@@ -359,27 +208,3 @@ class WeightDecaySchedule:
             return self.wd
         progress = min(step / (self.total_steps - 1), 1.0)
         return self.wd_end + (self.wd - self.wd_end) * (0.5 + 0.5 * math.cos(math.pi * progress))
-
-
-def apply_to_optimizer(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float | None) -> None:
-    """Write this step's LR into every param group and the weight decay into the decayed groups.
-
-    A group's optional ``lr_scale`` multiplies the LR (VAR's ``lr_sc``, ``utils/lr_control.py:54``). Weight
-    decay goes only to groups with ``weight_decay_applies`` true, as built by
-    :func:`curricurun.param_groups.split_decay_groups` (VAR schedules only its 'D' group, lr_control.py:85-88).
-
-    Raises:
-        ValueError: ``weight_decay`` is given but a group lacks ``weight_decay_applies``, which would
-            otherwise silently train without weight decay.
-    """
-    for index, group in enumerate(optimizer.param_groups):
-        group["lr"] = lr * group.get("lr_scale", 1.0)
-        if weight_decay is None:
-            continue
-        if "weight_decay_applies" not in group:
-            raise ValueError(
-                f"param group {index} has no 'weight_decay_applies' key; build the optimizer's groups with "
-                "curricurun.param_groups.split_decay_groups()"
-            )
-        if group["weight_decay_applies"]:
-            group["weight_decay"] = weight_decay

@@ -13,11 +13,11 @@ are validated against that component's own ``Params`` model by the loader (:mod:
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from curricurun.lr import shapes
 from curricurun.recipe.problems import did_you_mean, show_value
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -27,10 +27,6 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 UnitFraction = Annotated[float, Field(ge=0, le=1)]
 OpenUnitFraction = Annotated[float, Field(gt=0, lt=1)]
 AdamBeta = Annotated[float, Field(ge=0, lt=1)]
-
-SCHEDULE_SHAPES = ("constant", "cosine", "linear", "step", "sg_cosine", "lin", "lin0", "lin00", "cos", "exp", "auto")
-"""Named LR shapes; ``lin<T>`` with 0 < T < 1 (VAR's two-slope decay, ``utils/lr_control.py:10-43``) is accepted too."""
-
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, numbers are finite, numbers may stand for strings."""
@@ -241,18 +237,12 @@ class ScheduleConfig(Section):
     @field_validator("shape")
     @classmethod
     def _known_shape(cls, shape: str) -> str:
-        if shape in SCHEDULE_SHAPES:
+        problem = shapes.shape_problem(shape, allow_auto=True)
+        if problem is None:
             return shape
-        match = re.fullmatch(r"lin(\d+\.?\d*|\.\d+)", shape)
-        if match and 0 < float(match.group(1)) < 1:
-            return shape
-        if match:
-            raise ValueError(f"expected lin<T> with 0 < T < 1, got {show_value(shape)}")
-        names = ", ".join(f"'{name}'" for name in SCHEDULE_SHAPES)
-        raise ValueError(
-            f"expected one of {names} or lin<T> with 0 < T < 1, got {show_value(shape)}"
-            f"{did_you_mean(shape, SCHEDULE_SHAPES)}"
-        )
+        names = (*shapes.NAMED_SHAPES, shapes.AUTO)
+        hint = "" if shapes.lin_threshold(shape) is not None else did_you_mean(shape, names)
+        raise ValueError(f"{problem}, got {show_value(shape)}{hint}")
 
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleConfig:
