@@ -49,7 +49,7 @@ class TrainingPlan:
 
     Args:
         config: sizes and training length.
-        curriculum: object with ``state_at(Progress) -> StageState`` and ``relative_cost(state, full_resolution)``;
+        curriculum: object with ``state_at(Progress) -> StageState`` and ``sample_cost(state, full_resolution)``;
             ``None`` trains every step at full size.
     """
 
@@ -135,7 +135,7 @@ class TrainingPlan:
             position += batch
             seen += batch
             expected_batch = batch
-            cost += self._relative_cost(state) * batch / full_batch
+            cost += self._sample_cost(state) * batch / full_batch
             step += 1
         self.total_steps = step
         self.states = states
@@ -147,10 +147,10 @@ class TrainingPlan:
         self.total_compute = cost
         self.warmup_steps = self.warmup_steps_for(self.total_steps)
 
-    def _relative_cost(self, state: StageState) -> float:
+    def _sample_cost(self, state: StageState) -> float:
         if self.curriculum is None:
             return 1.0
-        return float(self.curriculum.relative_cost(state, self.config.full_resolution))
+        return float(self.curriculum.sample_cost(state, self.config.full_resolution))
 
     def _check_batch(self, batch: int, state: StageState) -> None:
         per_micro = self.config.world_size * self.config.accumulation

@@ -4,7 +4,7 @@ Look curricula up by name (:func:`get`, :func:`available`, :func:`describe`) and
 names with :func:`build`. The contract they follow is in :mod:`curricurun.curriculum.base`.
 """
 
-from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState, relative_cost
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState, pixel_cost
 from curricurun.curriculum.registry import ComposedCurriculum, available, build, clear_cache, describe, get
 
 __all__ = [
@@ -18,5 +18,5 @@ __all__ = [
     "clear_cache",
     "describe",
     "get",
-    "relative_cost",
+    "pixel_cost",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -105,32 +105,46 @@ class CurriculumParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@runtime_checkable
-class Curriculum(Protocol):
-    """A curriculum: built from validated params, evaluated as a pure function of :class:`Progress`.
+class Curriculum:
+    """Base of every curriculum: built from validated params, evaluated as a pure function of :class:`Progress`.
 
-    Implementations set ``name`` (the registry key), ``summary`` (one line for ``curricurun curricula``),
-    ``Params`` (a :class:`CurriculumParams` subclass) and ``indexed_by`` (``"steps"``, ``"epochs"``,
-    ``"micro_steps"`` or ``"compute"``: what progress axis the schedule is written on).
+    Subclasses set ``name`` (the registry key), ``summary`` (one line for ``curricurun curricula``) and
+    ``Params`` (a :class:`CurriculumParams` subclass), and implement :meth:`state_at`. The three other
+    members are everything the engine reads from a curriculum; their defaults say "nothing to add", so a
+    curriculum overrides only the ones it has something to say in. The registry accepts only subclasses
+    (:mod:`curricurun.curriculum.registry`), so nothing downstream has to probe for them.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Params: ClassVar[type[CurriculumParams]]
-    indexed_by: str
 
-    def __init__(self, params: CurriculumParams) -> None: ...
+    def __init__(self, params: CurriculumParams) -> None:
+        self.params = params
 
     def state_at(self, progress: Progress) -> StageState:
         """The stage state for the step about to be taken at ``progress``."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} must implement state_at(progress)")
+
+    @property
+    def preferred_lr_shape(self) -> str | None:
+        """An LR shape this curriculum's reference forces (``schedule.shape: auto`` uses it), or None."""
+        return None
+
+    def relative_cost(self, state: StageState) -> float:
+        """The factor this curriculum's own cost model puts on one sample at ``state``, on top of
+        :func:`pixel_cost` (VAR's token prefix, Pyramid-Flow's stage mix); 1.0: the pixel count says it all."""
+        return 1.0
+
+    def check_batch_size(self, per_device_batch_size: int) -> None:
+        """Raise :class:`~curricurun.errors.UserError` if this curriculum cannot split such a batch."""
 
 
-def relative_cost(state: StageState, full_resolution: int | None) -> float:
+def pixel_cost(state: StageState, full_resolution: int | None) -> float:
     """Cost of one sample at ``state`` relative to one full-size sample, by pixel count.
 
     ET++ indexes its stages by this (its launchers' ``epoch_scale_ratio``, L28-35): a step at bandwidth B on a base of
-    224 costs (B/224)². Token-scale curricula override the cost through their setup's cost model.
+    224 costs (B/224)². Token-scale curricula multiply in their own factor (:meth:`Curriculum.relative_cost`).
     """
     side = state.bandwidth if state.bandwidth is not None else state.resolution
     if side is None or not full_resolution:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from curricurun.curriculum.base import CurriculumParams, Progress, StageState
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 
 if TYPE_CHECKING:
     import torch
@@ -140,7 +140,7 @@ class LowFrequencyCropParams(CurriculumParams):
         return self
 
 
-class LowFrequencyCrop:
+class LowFrequencyCrop(Curriculum):
     """Low-frequency cropping (EfficientTrain, ICCV'23; EfficientTrain++, TPAMI'24).
 
     What: early stages see only the centre B×B of each image's Fourier spectrum, i.e. a B×B image holding its

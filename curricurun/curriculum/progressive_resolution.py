@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from curricurun.curriculum.base import CurriculumParams, Progress, StageState
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 
 COMPOSER_FIELDS = ("initial_scale", "delay_fraction", "finetune_fraction", "duration_unit", "size_increment")
 FFCV_FIELDS = ("min_res", "max_res", "start_ramp", "end_ramp", "size_increment")
@@ -132,7 +132,7 @@ class ProgressiveResolutionParams(CurriculumParams):
         return self.size_increment or DEFAULT_INCREMENT[self.mode]
 
 
-class ProgressiveResolution:
+class ProgressiveResolution(Curriculum):
     """Progressive resizing (Composer ``ProgressiveResizing``; FFCV ImageNet; fast.ai).
 
     What: the training image side grows from a small size to ``full_resolution``. Sets

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from curricurun.curriculum.base import CurriculumParams, Progress, StageState
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 
 VAR_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)  # utils/arg_util.py L244-249
 MIN_NEWEST_WEIGHT = 0.01  # prog_wp is clamped to [0.01, 1] (trainer.py L92-99)
@@ -75,7 +75,7 @@ class ProgressiveScalesParams(CurriculumParams):
         return self
 
 
-class ProgressiveScales:
+class ProgressiveScales(Curriculum):
     """VAR progressive training over token scales (Tian et al., "Visual Autoregressive Modeling", 2024).
 
     What: the next-scale prediction transformer first trains on the token maps up to ``pg0`` (a prefix of the
@@ -101,7 +101,6 @@ class ProgressiveScales:
     name: ClassVar[str] = "progressive_scales"
     summary: ClassVar[str] = "VAR progressive training: grow the token pyramid scale by scale (pg, pg0, pgwp)"
     Params: ClassVar[type[CurriculumParams]] = ProgressiveScalesParams
-    indexed_by: ClassVar[str] = "micro_steps"
 
     def __init__(self, params: ProgressiveScalesParams) -> None:
         self.params = params

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from curricurun.curriculum.base import CurriculumParams, Progress, StageState
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 from curricurun.curriculum.low_frequency_crop import Axis, progress_fraction, stage_index
 
 # Magnitude per equal stage (``_ET_pp_main_*.py`` L44-63; ICCV ``ET_training.py`` L64).
@@ -44,7 +44,7 @@ class RandAugmentRampParams(CurriculumParams):
         return self
 
 
-class RandAugmentRamp:
+class RandAugmentRamp(Curriculum):
     """RandAugment magnitude ramp (EfficientTrain, ICCV'23; EfficientTrain++, TPAMI'24).
 
     What: the RandAugment magnitude m grows with training progress, so the model sees weak augmentation while

@@ -17,8 +17,7 @@ import warnings
 from importlib.metadata import entry_points
 from typing import Any
 
-from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
-from curricurun.curriculum.base import relative_cost as pixel_cost
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState, pixel_cost
 from curricurun.curriculum.low_frequency_crop import LowFrequencyCrop
 from curricurun.curriculum.progressive_resolution import ProgressiveResolution
 from curricurun.curriculum.progressive_scales import ProgressiveScales
@@ -32,12 +31,13 @@ BUILTINS: tuple[type, ...] = (ProgressiveScales, ProgressiveResolution, LowFrequ
 
 
 def _is_curriculum_class(obj: Any) -> bool:
+    """The one check of a plug-in: a :class:`Curriculum` subclass with a summary line and a Params model."""
     return (
         isinstance(obj, type)
-        and isinstance(getattr(obj, "Params", None), type)
+        and issubclass(obj, Curriculum)
+        and isinstance(obj.__dict__.get("summary"), str)
+        and isinstance(obj.__dict__.get("Params"), type)
         and issubclass(obj.Params, CurriculumParams)
-        and callable(getattr(obj, "state_at", None))
-        and isinstance(getattr(obj, "summary", None), str)
     )
 
 
@@ -62,7 +62,7 @@ def _discover() -> dict[str, tuple[type, str]]:
         if not _is_curriculum_class(cls):
             warnings.warn(
                 f"curriculum entry point '{entry.name}' from '{source}' ignored: {entry.value} is not a class "
-                "with Params (a CurriculumParams subclass), summary and state_at",
+                "subclassing curricurun.curriculum.Curriculum with Params (a CurriculumParams subclass) and summary",
                 stacklevel=2,
             )
             continue
@@ -130,11 +130,12 @@ class ComposedCurriculum:
     @property
     def preferred_lr_shape(self) -> str | None:
         """The first LR shape a member asks for (VAR's ``lin<pg>``), or None."""
+        return next((m.preferred_lr_shape for m in self.members if m.preferred_lr_shape is not None), None)
+
+    def check_batch_size(self, per_device_batch_size: int) -> None:
+        """Every member's check of the per-device batch (Pyramid-Flow's stage columns)."""
         for member in self.members:
-            shape = getattr(member, "preferred_lr_shape", None)
-            if shape is not None:
-                return shape
-        return None
+            member.check_batch_size(per_device_batch_size)
 
     def state_at(self, progress: Progress) -> StageState:
         if len(self.members) == 1:  # nothing to merge; a plan calls this at every step
@@ -147,15 +148,13 @@ class ComposedCurriculum:
                 raise UserError(f"curriculum '{member.name}' clashes with an earlier one in the recipe: {exc}") from exc
         return state
 
-    def relative_cost(self, state: StageState, full_resolution: int | None) -> float:
-        """Cost of one sample at ``state`` relative to a full-size one.
+    def sample_cost(self, state: StageState, full_resolution: int | None) -> float:
+        """Cost of one sample at ``state`` relative to a full-size one: what the plan integrates.
 
-        The pixel ratio of the resolution or bandwidth (:func:`curricurun.curriculum.base.relative_cost`), times
-        the factor of every member that models its own cost (VAR's token prefix: ``relative_cost(state)``).
+        The pixel ratio of the resolution or bandwidth (:func:`curricurun.curriculum.base.pixel_cost`), times
+        every member's own factor (:meth:`Curriculum.relative_cost`: VAR's token prefix, Pyramid-Flow's mix).
         """
         cost = pixel_cost(state, full_resolution)
         for member in self.members:
-            own = getattr(member, "relative_cost", None)
-            if own is not None:
-                cost *= own(state)
+            cost *= member.relative_cost(state)
         return cost

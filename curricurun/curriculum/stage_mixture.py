@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from curricurun.curriculum.base import CurriculumParams, Progress, StageState
+from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 from curricurun.errors import UserError
 
 PYRAMID_FLOW_SCALES = (0.25, 0.5, 1.0)  # latent side per stage, lowest first (``pipeline`` L554-570)
@@ -76,7 +76,7 @@ class StageMixtureParams(CurriculumParams):
         return self
 
 
-class StageMixture:
+class StageMixture(Curriculum):
     """Pyramid-Flow per-batch stage mixture (Jin et al., "Pyramidal Flow Matching", 2024).
 
     What: pyramidal flow matching splits the noise-to-data path into stages at growing resolution. Every
@@ -97,7 +97,6 @@ class StageMixture:
     name: ClassVar[str] = "stage_mixture"
     summary: ClassVar[str] = "Pyramid-Flow stage mixture: every batch mixes all stages by position (1:2:1)"
     Params: ClassVar[type[CurriculumParams]] = StageMixtureParams
-    indexed_by: ClassVar[str] = "steps"
 
     def __init__(self, params: StageMixtureParams) -> None:
         self.params = params

@@ -63,12 +63,11 @@ def build_plan(recipe, dataset_size: int, world_size: int, curriculum) -> Traini
     sizes = batch_sizes(recipe, world_size)
     # A curriculum with batch-size constraints (Pyramid-Flow's stage columns) refuses a bad batch here, so
     # `validate` and `inspect-schedule` catch it before training does.
-    for member in getattr(curriculum, "members", ()) or ():
-        if hasattr(member, "check_batch_size"):
-            try:
-                member.check_batch_size(sizes.per_device)
-            except UserError as error:
-                raise UserError(f"batch.per_device: {error}") from None
+    if curriculum is not None:
+        try:
+            curriculum.check_batch_size(sizes.per_device)
+        except UserError as error:
+            raise UserError(f"batch.per_device: {error}") from None
     training, schedule = recipe.training, recipe.schedule
     config = PlanConfig(
         dataset_size=dataset_size,

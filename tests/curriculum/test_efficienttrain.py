@@ -46,7 +46,7 @@ def test_et_plus_plus_swin_t_stage_table_by_compute_fraction(fraction, bandwidth
 def test_et_plus_plus_stage_costs_are_the_pixel_ratios_of_the_launchers_cost_table():
     # epoch_scale_ratio in _ET_pp_main_swinT.py is (224/B)²: a 96-px sample costs 96²/224² = 9216/50176.
     et_pp = build([{"name": "low_frequency_crop"}, {"name": "randaugment_ramp"}])
-    costs = [et_pp.relative_cost(et_pp.state_at(at(compute_fraction=f)), 224) for f in (0.1, 0.3, 0.7)]
+    costs = [et_pp.sample_cost(et_pp.state_at(at(compute_fraction=f)), 224) for f in (0.1, 0.3, 0.7)]
     assert costs == pytest.approx([9216 / 50176, 25600 / 50176, 1.0])
 
 
@@ -89,7 +89,7 @@ def test_iccv_efficienttrain_costs_0653_of_the_baseline_compute():
     # (3·(160/224)² + (192/224)² + 1)/5 = (3·25600 + 36864 + 50176)/(5·50176) = 163840/250880 = 0.6531,
     # the "1.53×" of ICCV Table 6 (ET_training.py L51). Averaged over the 300 epochs' midpoints.
     et = build([{"name": "low_frequency_crop", "schedule": "iccv"}])
-    costs = [et.relative_cost(et.state_at(at(epoch=e + 0.5)), 224) for e in range(300)]
+    costs = [et.sample_cost(et.state_at(at(epoch=e + 0.5)), 224) for e in range(300)]
     assert sum(costs) / len(costs) == pytest.approx(163840 / 250880, rel=1e-12)
     assert round(sum(costs) / len(costs), 3) == 0.653
 

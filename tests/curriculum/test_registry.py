@@ -46,18 +46,17 @@ def write_distribution(root, dist: str, module: str, entries: dict[str, str], so
 FIXED_SIZE = """
     from typing import ClassVar
 
-    from curricurun.curriculum.base import CurriculumParams, StageState
+    from curricurun.curriculum.base import Curriculum, CurriculumParams, StageState
 
 
     class FixedSizeParams(CurriculumParams):
         size: int = 64
 
 
-    class FixedSize:
+    class FixedSize(Curriculum):
         name: ClassVar[str] = "fixed_size"
         summary: ClassVar[str] = "Train at one fixed size"
         Params = FixedSizeParams
-        indexed_by = "steps"
 
         def __init__(self, params):
             self.params = params
@@ -121,10 +120,10 @@ def test_the_composed_lr_shape_and_cost_come_from_the_members():
     assert build([{"name": "low_frequency_crop"}]).preferred_lr_shape is None
     # VAR 256 at its first stage (pg0 = 4): e_4 = 1+4+9+16+25 = 55 of 680 tokens; no pixels change; the
     # stage mix multiplies in its mean token fraction (1/16 + 2/4 + 1) / 4 = 0.390625
-    assert var.relative_cost(var.state_at(at(0.0)), 256) == pytest.approx(55 / 680 * 0.390625)
+    assert var.sample_cost(var.state_at(at(0.0)), 256) == pytest.approx(55 / 680 * 0.390625)
     # 96-px bandwidth on a 224 base: 96²/224²
     et = build([{"name": "low_frequency_crop"}])
-    assert et.relative_cost(et.state_at(at(0.0)), 224) == pytest.approx(9216 / 50176)
+    assert et.sample_cost(et.state_at(at(0.0)), 224) == pytest.approx(9216 / 50176)
 
 
 def test_a_curriculum_from_an_entry_point_is_listed_built_and_attributed(tmp_path, monkeypatch, fresh_registry):

@@ -15,7 +15,7 @@ class HalfSizeThenFull:
     def state_at(self, progress):
         return StageState(resolution=14 if progress.step_fraction < 0.4 else 28)
 
-    def relative_cost(self, state, full_resolution):
+    def sample_cost(self, state, full_resolution):
         return (state.resolution / full_resolution) ** 2
 
 
@@ -23,7 +23,7 @@ class GrowingBatch:
     def state_at(self, progress):
         return StageState(batch_size=8 if progress.step < 5 else 16)
 
-    def relative_cost(self, state, full_resolution):
+    def sample_cost(self, state, full_resolution):
         return 1.0
 
 

@@ -13,20 +13,19 @@ PLUGIN = textwrap.dedent(
     """A user's curriculum: a fixed small image side for the first half of the steps."""
     from typing import ClassVar
 
-    from curricurun.curriculum.base import CurriculumParams, StageState
+    from curricurun.curriculum.base import Curriculum, CurriculumParams, StageState
 
 
     class Params(CurriculumParams):
         early_size: int = 12
 
 
-    class HalfTimeResize:
+    class HalfTimeResize(Curriculum):
         """Train at ``early_size`` for the first half of the steps, then at full size."""
 
         name: ClassVar[str] = "half_time_resize"
         summary: ClassVar[str] = "a test plug-in: small images for the first half of training"
         Params: ClassVar[type] = Params
-        indexed_by = "steps"
 
         def __init__(self, params):
             self.params = params

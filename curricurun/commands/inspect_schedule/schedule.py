@@ -72,7 +72,7 @@ class Schedule:
         unit: ``"steps"`` or ``"micro_steps"`` (the recipe's ``schedule.unit``).
         fields: the :data:`STAGE_FIELDS` set by the curriculum at some step.
         sample_cost: ``id(state)`` → cost of one sample at that state relative to a full-size sample
-            (the curriculum's ``relative_cost``, the same cost the plan integrates).
+            (the curriculum's ``sample_cost``, the same cost the plan integrates).
     """
 
     name: str
@@ -107,7 +107,7 @@ def build_schedule(recipe, dataset_size: int, world_size: int, name: str) -> Sch
     # The plan interns its states, so distinct objects are few even over 600k steps.
     distinct = {id(state): state for state in plan.states}
     sample_cost = {
-        key: 1.0 if curriculum is None else float(curriculum.relative_cost(state, recipe.data.image_size))
+        key: 1.0 if curriculum is None else float(curriculum.sample_cost(state, recipe.data.image_size))
         for key, state in distinct.items()
     }
     fields = tuple(f for f in STAGE_FIELDS if any(getattr(s, f) is not None for s in distinct.values()))
