@@ -67,6 +67,7 @@ lint: install
 bench: install data
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/curriculum_speedup.py
+	$(PY) bench/loader_throughput.py
 
 clean:
 	rm -rf runs schedule-*.png .pytest_cache

@@ -11,6 +11,11 @@ core, alternating arms round by round and taking medians:
 - ``curricurun@B`` for the ET++ stages B = 96 / 160: exact order (RandAugment at 224, then Lanczos to B), and
   ``stage`` (crop straight to B with the reduced-scale JPEG decode, RandAugment at B: the labelled deviation).
 
+Then whole training runs side by side: ``curricurun train`` (the ``imagenet`` pipeline, m = 9, timm's
+``test_convnext``, batch 16, mixup off) against bench/plain_timm_loop.py (torchvision ``ImageFolder`` + timm's
+transform + ``DataLoader`` with the same model, batch and workers), each stopped after two numbers of steps:
+wall-clock and CPU (the process and its loader workers) per sample, start-up removed by the difference.
+
 CPU per image is the workers' CPU time (user + system of the worker processes) over the images they made, so
 start-up is excluded by differencing two run lengths. The machine may be shared with other jobs: read the
 ratios, which are measured in the same rounds, not the absolute numbers. Run: ``python bench/loader_throughput.py``
@@ -23,6 +28,7 @@ import argparse
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -121,11 +127,64 @@ def _arms(root: Path, paths: list[str]) -> dict[str, Dataset]:
     }
 
 
+_RECIPE = """description: bench/loader_throughput.py whole-run arm
+seed: 0
+setup: {{name: classification, model: test_convnext, label_smoothing: 0.1}}
+data: {{source: local, path: {root}, eval_split: null, image_size: 224, num_workers: {workers},
+        pipeline: {{name: imagenet, magnitude: 9}}}}
+batch: {{global: {batch}}}
+optim: {{name: adamw, lr: 1.0e-3, weight_decay: 0.05}}
+schedule: {{shape: constant}}
+training: {{epochs: 1, log_every_steps: 1000, eval: {{every_epochs: null}}, checkpoint: {{every_epochs: null}}}}
+"""
+
+
+def _timed(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the process and every worker it waited for) of one command."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _training_runs(root: Path, workers: int, batch: int, steps: tuple[int, int], rounds: int) -> None:
+    """curricurun train vs the plain timm loop, alternated; per-sample costs from the two run lengths."""
+    recipe = root / "bench.yaml"
+    recipe.write_text(_RECIPE.format(root=root, workers=workers, batch=batch))
+    bench = Path(__file__).resolve().parent
+    arms = {
+        "curricurun train": lambda n, out: [
+            sys.executable, "-m", "curricurun", "train", str(recipe), "--output-dir", str(out), "--stop-after", str(n)
+        ],
+        "plain timm loop": lambda n, out: [
+            sys.executable, str(bench / "plain_timm_loop.py"), str(root), str(n), str(workers), str(batch)
+        ],
+    }  # fmt: skip
+    wall: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
+    for round_ in range(rounds):
+        for name in list(arms) if round_ % 2 == 0 else list(reversed(arms)):
+            runs = [_timed(arms[name](n, root / f"run-{round_}-{n}")) for n in steps]
+            samples = (steps[1] - steps[0]) * batch
+            wall[name].append((runs[1][0] - runs[0][0]) / samples)
+            cpu[name].append((runs[1][1] - runs[0][1]) / samples)
+    print(f"\nwhole training runs (test_convnext, batch {batch}, {workers} worker(s), steps {steps[1]} − {steps[0]})")
+    print(f"{'arm':24s} {'wall ms/sample':>15s} {'CPU ms/sample':>14s}")
+    for name in arms:
+        print(f"{name:24s} {np.median(wall[name]) * 1e3:15.1f} {np.median(cpu[name]) * 1e3:14.1f}")
+    ratio_wall = np.median(wall["curricurun train"]) / np.median(wall["plain timm loop"])
+    ratio_cpu = np.median(cpu["curricurun train"]) / np.median(cpu["plain timm loop"])
+    print(f"curricurun ÷ plain loop: wall {ratio_wall:.2f}, CPU {ratio_cpu:.2f} (≤ 1.0 is the goal)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--train-steps", type=int, nargs=2, default=(6, 18), help="the two run lengths (steps)")
+    parser.add_argument("--train-rounds", type=int, default=2, help="0: skip the whole-run comparison")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
@@ -152,6 +211,8 @@ def main() -> None:
         base = float(np.median(cpu_per_image["curricurun@224"]))
         for name in ("curricurun@96 exact", "curricurun@96 stage"):
             print(f"CPU per image {name} ÷ curricurun@224: {float(np.median(cpu_per_image[name])) / base:.2f}")
+        if args.train_rounds:
+            _training_runs(root, args.workers, 16, tuple(args.train_steps), args.train_rounds)
 
 
 if __name__ == "__main__":
