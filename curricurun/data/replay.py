@@ -22,13 +22,11 @@ buffer, so with replay on a resumed run is not bit-identical to an uninterrupted
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
 from curricurun.curriculum.low_frequency_crop import stage_index
-from curricurun.data.sampler import SampleKey, epoch_permutation, sample_seed
+from curricurun.data.sampler import PlannedBatchSampler
 from curricurun.errors import UserError
 
 FP16_BYTES = 2
@@ -180,12 +178,13 @@ class ReplayStages:
         return lines
 
 
-class FreshSampler:
+class FreshSampler(PlannedBatchSampler):
     """Yields this rank's fresh samples of steps ``start_step .. stop_step`` when the replay buffer is on.
 
-    Step s takes the next ``fresh_batches[s]`` positions of the current epoch's permutation (the same
-    permutations as :class:`~curricurun.data.sampler.PlannedBatchSampler`); when fewer remain, the epoch's tail
-    is dropped and the next epoch starts. Each rank takes its contiguous share of the step's fresh samples.
+    The planned sampler with another walk: step s takes the next ``fresh_batches[s]`` positions of the current
+    epoch's permutation (the same permutations); when fewer remain, the epoch's tail is dropped and the next
+    epoch starts (:func:`fresh_positions`). Each rank takes its contiguous share of the step's fresh samples
+    (replay runs without accumulation, so a step is one micro-batch).
     """
 
     def __init__(
@@ -198,35 +197,11 @@ class FreshSampler:
         stop_step: int | None = None,
         loader_applies_bandwidth: bool = True,
     ):
-        plan = replay.plan
-        self.plan, self.seed, self.rank, self.world_size = plan, seed, rank, world_size
-        self.start_step = start_step
-        self.stop_step = plan.total_steps if stop_step is None else stop_step
-        self.loader_applies_bandwidth = loader_applies_bandwidth
         self.fresh_batches = replay.fresh_batches
-        self.epoch_index, self.epoch_offset = fresh_positions(self.fresh_batches, plan.config.dataset_size)
-        self._cached_epoch: tuple[int, torch.Tensor] | None = None
+        super().__init__(replay.plan, seed, rank, world_size, start_step, stop_step, loader_applies_bandwidth)
 
-    def __len__(self) -> int:
-        return max(0, self.stop_step - self.start_step)
-
-    def step_indices(self, step: int) -> list[int]:
-        """This rank's dataset indices of the fresh samples of ``step``."""
-        epoch, offset = int(self.epoch_index[step]), int(self.epoch_offset[step])
-        if self._cached_epoch is None or self._cached_epoch[0] != epoch:
-            self._cached_epoch = (epoch, epoch_permutation(self.plan.config.dataset_size, self.seed, epoch))
-        window = self._cached_epoch[1][offset : offset + int(self.fresh_batches[step])]
-        return window.view(self.world_size, -1)[self.rank].tolist()
-
-    def __iter__(self) -> Iterator[list[SampleKey]]:
-        for step in range(self.start_step, self.stop_step):
-            state = self.plan.states[step]
-            epoch = int(self.epoch_index[step])
-            bandwidth = state.bandwidth if self.loader_applies_bandwidth else None
-            yield [
-                SampleKey(index, state.resolution, state.aug_magnitude, bandwidth, sample_seed(self.seed, epoch, index))
-                for index in self.step_indices(step)
-            ]
+    def _walk(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (self.fresh_batches, *fresh_positions(self.fresh_batches, self.plan.config.dataset_size))
 
 
 def fresh_positions(fresh_batches: np.ndarray, dataset_size: int) -> tuple[np.ndarray, np.ndarray]:

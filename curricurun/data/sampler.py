@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from curricurun.plan import TrainingPlan
@@ -56,6 +57,10 @@ class PlannedBatchSampler:
         start_step: first optimizer step to yield (resume point).
         loader_applies_bandwidth: False when the low-frequency crop runs on the device (FFT method); the
             loader then delivers base-size images.
+
+    What each step loads (``global_batches``, ``epoch_index``, ``epoch_offset``: its batch and where it starts
+    in which epoch's permutation) is the plan's walk; a subclass walks the data with other batch sizes
+    (:class:`~curricurun.data.replay.FreshSampler`, the replay buffer's fresh part) by overriding :meth:`_walk`.
     """
 
     def __init__(
@@ -72,10 +77,16 @@ class PlannedBatchSampler:
         self.start_step = start_step
         self.stop_step = plan.total_steps if stop_step is None else stop_step
         self.loader_applies_bandwidth = loader_applies_bandwidth
+        self.accumulation = plan.config.accumulation
+        self.global_batches, self.epoch_index, self.epoch_offset = self._walk()
         self._cached_epoch: tuple[int, torch.Tensor] | None = None
 
+    def _walk(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(batch, epoch, offset) of every step: the plan's own."""
+        return self.plan.global_batches, self.plan.epoch_index, self.plan.epoch_offset
+
     def __len__(self) -> int:
-        return max(0, self.stop_step - self.start_step) * self.plan.config.accumulation
+        return max(0, self.stop_step - self.start_step) * self.accumulation
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._cached_epoch is None or self._cached_epoch[0] != epoch:
@@ -84,16 +95,14 @@ class PlannedBatchSampler:
 
     def step_indices(self, step: int) -> torch.Tensor:
         """This rank's dataset indices for ``step`` as ``[accumulation, per_rank]``."""
-        epoch, offset = int(self.plan.epoch_index[step]), int(self.plan.epoch_offset[step])
-        batch = int(self.plan.global_batches[step])
-        accumulation = self.plan.config.accumulation
-        window = self._permutation(epoch)[offset : offset + batch]
-        return window.view(accumulation, self.world_size, -1)[:, self.rank]
+        epoch, offset = int(self.epoch_index[step]), int(self.epoch_offset[step])
+        window = self._permutation(epoch)[offset : offset + int(self.global_batches[step])]
+        return window.view(self.accumulation, self.world_size, -1)[:, self.rank]
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         for step in range(self.start_step, self.stop_step):
             state = self.plan.states[step]
-            epoch = int(self.plan.epoch_index[step])
+            epoch = int(self.epoch_index[step])
             bandwidth = state.bandwidth if self.loader_applies_bandwidth else None
             for micro_batch in self.step_indices(step).tolist():
                 yield [
