@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curricurun.errors import UserError
+from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.timm_names import unknown_model_message
 
 if TYPE_CHECKING:  # torch and timm are imported where used, so validating a recipe imports neither
@@ -54,11 +54,7 @@ class ClassificationSetup:
 
     def __init__(self, params: ClassificationParams, data: DataShape | None):
         self.params = params
-        channels = params.in_channels or (data.channels if data else None)
-        classes = params.num_classes or (data.num_classes if data else None)
-        if channels is None or classes is None:
-            raise UserError("setup: in_channels and num_classes are needed when the data is not loaded")
-        self.channels, self.num_classes = channels, classes
+        self.channels, self.num_classes = from_recipe_or_data(params, data, "in_channels", "num_classes")
 
     def build_model(self) -> torch.nn.Module:
         """Create the timm model; load local safetensors weights when the recipe names them."""

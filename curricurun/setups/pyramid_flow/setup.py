@@ -18,6 +18,7 @@ from curricurun.curriculum.base import StageState
 from curricurun.curriculum.stage_mixture import stage_columns
 from curricurun.errors import UserError
 from curricurun.setups.base import DataShape, SampleOptions
+from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.pyramid_flow.dit import DiTConfig, PyramidDiT
 from curricurun.setups.pyramid_flow.latents import AutoencoderLatents, LatentCache, PixelSpace
 from curricurun.setups.pyramid_flow.pyramid import (
@@ -104,11 +105,7 @@ class PyramidFlowSetup:
 
     def __init__(self, params: PyramidFlowParams, data: DataShape | None):
         self.params = params
-        channels = params.in_channels or (data.channels if data else None)
-        classes = params.num_classes or (data.num_classes if data else None)
-        size = params.image_size or (data.image_size if data else None)
-        if channels is None or classes is None or size is None:
-            raise UserError("setup: in_channels, num_classes and image_size are needed when the data is not loaded")
+        channels, classes, size = from_recipe_or_data(params, data, "in_channels", "num_classes", "image_size")
         if data is not None and params.image_size is not None and params.image_size != data.image_size:
             raise UserError(f"setup.image_size: expected data.image_size {data.image_size}, got {params.image_size}")
         self.channels, self.num_classes, self.image_size = channels, classes, size

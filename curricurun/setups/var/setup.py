@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
 from curricurun.setups.base import DataShape, SampleOptions
+from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.var.model import PATCH_NUM_SETS, VarConfig, VarTransformer
 from curricurun.setups.var.sampling import generate
 from curricurun.setups.var.tokens import (
@@ -136,9 +137,7 @@ class VarSetup:
 
     def __init__(self, params: VarParams, data: DataShape | None):
         self.params = params
-        classes = params.num_classes or (data.num_classes if data else None)
-        if classes is None:
-            raise UserError("setup.num_classes: needed when the data is not loaded")
+        (classes,) = from_recipe_or_data(params, data, "num_classes")
         self.data = data
         self.config = model_config(params, classes)
         self.patch_nums = params.patch_nums

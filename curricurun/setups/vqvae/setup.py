@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
 from curricurun.setups.base import DataShape
+from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.vqvae import metrics
 from curricurun.setups.vqvae.codebook import CodebookOptions
 from curricurun.setups.vqvae.quantizer import phi_count, phi_index
@@ -132,9 +133,7 @@ class VqvaeSetup:
 
 def model_config(params: VqvaeParams, data: DataShape | None) -> VQVAEConfig:
     """The model configuration, with channels and the image side checked against the data when it is loaded."""
-    channels = params.in_channels or (data.channels if data else None)
-    if channels is None:
-        raise UserError("setup.in_channels: needed when the data is not loaded")
+    (channels,) = from_recipe_or_data(params, data, "in_channels")
     downsampling = 2 ** (len(params.ch_mult) - 1)
     patch_nums = params.patch_nums
     if params.quantizer == "single":
