@@ -94,7 +94,7 @@ def test_setup_trains_and_evaluates_a_custom_two_keypoint_set():
     model.eval()
     metrics = setup.metrics_from_sums(setup.evaluation_sums(model, batch) | {"batches": torch.tensor(1.0)})
     assert set(metrics) == {"loss_cls", "loss_iou", "loss_dfl", "loss_pose_cls", "loss_pose_reg", "loss"}
-    records = setup.evaluation_records(model, batch)
+    records = setup.evaluation_step(model, batch)[1]
     assert [r.num_ground_truth["all"] for r in records] == [1, 0]
     summary = setup.metrics_from_records(records)
     # 1500 px² lies in COCO's medium range (32² = 1024 to 96² = 9216): no large person, so AP_large is undefined

@@ -177,15 +177,6 @@ class YoloNasPoseSetup:
         batches = max(float(sums["batches"]), 1.0)
         return {name: float(sums[name]) / batches for name in LOSS_NAMES}
 
-    @torch.no_grad()
-    def evaluation_records(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[ImageRecord]:
-        """COCO's per-image match records of the batch (post-processed with the recipe's thresholds).
-
-        AP sorts every prediction of the split by score, so it is not a sum: the engine gathers these records
-        from all ranks, in sample order, and calls :meth:`metrics_from_records`.
-        """
-        return self._records(model(batch["image"]), batch)
-
     def _records(self, output, batch: dict[str, torch.Tensor]) -> list[ImageRecord]:
         p = self.params
         predictions = postprocess(output, p.confidence, p.nms_iou, p.pre_nms, p.max_poses)
