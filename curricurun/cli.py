@@ -223,6 +223,52 @@ def sample(
     out.print(f"wrote {written}")
 
 
+@app.command()
+def evaluate(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file the checkpoint was trained with")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="checkpoint or run directory")] = None,
+    samples: Annotated[Path | None, typer.Option("--samples", help="score this .npz (arr_0 uint8 NHWC)")] = None,
+    num_samples: Annotated[int | None, typer.Option("--num-samples", help="images to generate")] = None,
+    per_class: Annotated[int | None, typer.Option("--per-class", help="images per class to generate")] = None,
+    metrics: Annotated[str, typer.Option("--metrics", help="comma-separated: fid, is, psnr")] = "fid",
+    reference: Annotated[Path | None, typer.Option("--reference", help=".npz images or .safetensors stats")] = None,
+    npz: Annotated[Path | None, typer.Option("--npz", help="samples file to write")] = None,
+    feature_extractor: Annotated[str, typer.Option(help="inception, or a classification run directory")] = "inception",
+    protocol: Annotated[str | None, typer.Option("--protocol", help="a reference's preset: var")] = None,
+    cfg: Annotated[float, typer.Option("--cfg", help="classifier-free guidance scale")] = 1.5,
+    top_k: Annotated[int, typer.Option("--top-k", help="keep the k most likely tokens (0: all)")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="nucleus sampling mass (0: off)")] = 0.0,
+    steps: Annotated[int | None, typer.Option("--steps", help="integration steps per stage (flow setups)")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="images per generated batch")] = 50,
+    seed: Annotated[int, typer.Option("--seed", help="sampling seed")] = 0,
+    ema: Annotated[bool, typer.Option("--ema", help="sample from the EMA weights")] = False,
+    set_: SetOption = None,
+) -> None:
+    """FID / IS of a generative run's samples (or of a given .npz), rFID / PSNR of a tokenizer run.
+
+    Example: curricurun evaluate recipes/var_tiny.yaml --checkpoint runs/var_tiny --per-class 50 --metrics fid,is
+    --feature-extractor runs/demo
+    """
+    from curricurun.commands.evaluate import EvaluateRequest, apply_protocol, parse_metrics, run_evaluate
+    from curricurun.setups.base import SampleOptions
+
+    for name, value in (("--num-samples", num_samples), ("--per-class", per_class), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{name}: expected a positive integer, got {value}")
+    if num_samples is not None and per_class is not None:
+        raise UserError("--num-samples / --per-class: give one of them, not both")
+    request = EvaluateRequest(
+        checkpoint, samples, per_class, num_samples if per_class is None else None, parse_metrics(metrics),
+        reference, npz, feature_extractor, seed, batch_size, ema,
+        SampleOptions(cfg=cfg, top_k=top_k, top_p=top_p, steps=steps),
+    )  # fmt: skip
+    if request.per_class is None and request.num_samples is None:
+        request.num_samples = 1000
+    results = run_evaluate(_load(recipe, set_), apply_protocol(request, protocol), out.print)
+    for name, value in (results or {}).items():
+        print(f"{name} {value:.2f}")
+
+
 @app.command("import-weights")
 def import_weights(
     recipe: Annotated[Path, typer.Argument(help="recipe that builds the model the file holds (vqvae or var setup)")],

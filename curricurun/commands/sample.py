@@ -43,12 +43,12 @@ def find_weights(checkpoint: Path, use_ema: bool) -> Path:
     return checkpoint / "model.safetensors"
 
 
-def run_sample(
-    recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
-) -> Path:
-    """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
+def load_generator(recipe, checkpoint: Path, use_ema: bool, device: torch.device):
+    """The recipe's generative setup and its model with the checkpoint's weights, in eval mode on ``device``.
+
+    ``sample`` and ``evaluate`` both load through here.
+    """
     from curricurun.data.sample_pipeline import open_sample_pipeline
-    from curricurun.images import save_grid
     from curricurun.setups import get as get_setup
     from curricurun.setups.base import optional_hooks
     from curricurun.weights import load_safetensors_weights
@@ -60,8 +60,17 @@ def run_sample(
     torch.manual_seed(recipe.seed)
     model = setup.build_model()
     load_safetensors_weights(model, weights, field="--checkpoint")
+    return setup, model.to(device).eval()
+
+
+def run_sample(
+    recipe, checkpoint: Path, classes: list[int], seed: int, options: SampleOptions, out: Path, use_ema: bool
+) -> Path:
+    """Build the recipe's model, load the checkpoint's weights, generate, write the grid; returns its path."""
+    from curricurun.images import save_grid
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device).eval()
+    setup, model = load_generator(recipe, checkpoint, use_ema, device)
     with torch.no_grad():
         images = setup.sample(model, classes, seed, options)
     columns = options.per_class if options.per_class > 1 else len(classes)
