@@ -11,7 +11,6 @@ rather than as a dotted path in a recipe: a recipe someone sent you should not i
 
 from __future__ import annotations
 
-import difflib
 import functools
 import warnings
 from importlib.metadata import entry_points
@@ -24,6 +23,7 @@ from curricurun.curriculum.progressive_scales import ProgressiveScales
 from curricurun.curriculum.randaugment_ramp import RandAugmentRamp
 from curricurun.curriculum.stage_mixture import StageMixture
 from curricurun.errors import UserError
+from curricurun.naming import unknown_name
 
 ENTRY_POINT_GROUP = "curricurun.curricula"
 BUILT_IN = "built-in"
@@ -90,11 +90,7 @@ def get(name: str) -> type:
     known = available()
     if name in known:
         return known[name]
-    message = f"unknown curriculum '{name}'; known: {', '.join(sorted(known))}"
-    close = difflib.get_close_matches(name, list(known), n=1)
-    if close:
-        message += f"; did you mean '{close[0]}'?"
-    raise UserError(message)
+    raise UserError(unknown_name("curriculum", name, known))
 
 
 def build(specs: list[dict[str, Any]]) -> ComposedCurriculum:

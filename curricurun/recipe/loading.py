@@ -27,7 +27,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from curricurun.errors import RecipeError
-from curricurun.recipe.problems import Loc, did_you_mean, dotted, format_problem, show_value, validation_problems
+from curricurun.naming import unknown_name
+from curricurun.recipe.problems import Loc, dotted, format_problem, show_value, validation_problems
 from curricurun.recipe.schema import Recipe
 from curricurun.recipe.yaml_reader import YamlLimitError, parse_yaml
 
@@ -282,10 +283,7 @@ def _validate_components(data: Mapping[Any, Any]) -> tuple[BaseModel | None, lis
         known = registries[registry]
         name = spec["name"]
         if name not in known:
-            names = sorted(known)
-            listing = ", ".join(names) if names else "(none registered)"
-            message = f"unknown {kind} {show_value(name)}{did_you_mean(name, names)}; known: {listing}"
-            problems.append(((*loc, "name"), message))
+            problems.append(((*loc, "name"), unknown_name(kind, name, known, show_value(name))))
             return None
         params_model = known[name].Params
         try:

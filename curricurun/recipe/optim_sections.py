@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from curricurun.lr import shapes
+from curricurun.naming import did_you_mean
 from curricurun.recipe.fields import (
     AdamBeta,
     NonNegativeFloat,
@@ -22,7 +23,7 @@ from curricurun.recipe.fields import (
     at_most_one,
     exactly_one,
 )
-from curricurun.recipe.problems import did_you_mean, show_value
+from curricurun.recipe.problems import show_value
 
 
 class LrScalingConfig(Section):

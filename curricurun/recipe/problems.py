@@ -9,13 +9,14 @@ torchtune's ``tune validate`` reports every problem of a config at once (torchtu
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ValidationError
+
+from curricurun.naming import did_you_mean
 
 Loc = tuple[str | int, ...]
 
@@ -41,15 +42,6 @@ def show_value(value: Any) -> str:
     else:
         text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-def did_you_mean(word: object, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate (case-insensitive), or ``""`` if none is close."""
-    if not isinstance(word, str):
-        return ""
-    by_lower = {candidate.lower(): candidate for candidate in candidates}
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def dotted(loc: Loc) -> str:

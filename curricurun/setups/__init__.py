@@ -7,13 +7,13 @@ should not cost a classification run its import time). Third-party setups come i
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 
 from curricurun.errors import UserError
+from curricurun.naming import unknown_name
 
 # name -> "module:Class"
 _BUILTIN: dict[str, str] = {
@@ -71,6 +71,4 @@ def get(name: str) -> type:
     installed = _installed()
     if name in installed:
         return installed[name].load()
-    close = difflib.get_close_matches(name, names(), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise UserError(f"unknown setup '{name}'{hint}; known: {', '.join(names())}")
+    raise UserError(unknown_name("setup", name, names()))

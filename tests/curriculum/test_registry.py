@@ -87,9 +87,7 @@ def test_an_unknown_name_lists_the_known_ones_and_suggests_the_closest():
     with pytest.raises(UserError) as error:
         get("progresive_scales")
     assert str(error.value) == (
-        "unknown curriculum 'progresive_scales'; known: "
-        + ", ".join(BUILT_INS)
-        + "; did you mean 'progressive_scales'?"
+        "unknown curriculum 'progresive_scales' (did you mean 'progressive_scales'?); known: " + ", ".join(BUILT_INS)
     )
     with pytest.raises(UserError, match="^unknown curriculum 'zzz'; known: .*stage_mixture$"):
         get("zzz")
