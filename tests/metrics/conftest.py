@@ -44,3 +44,11 @@ def random_classifier_run(tmp_path_factory) -> Path:
     overrides = {"setup": {"in_channels": 1, "num_classes": 10}, "data": {"max_eval_samples": 200}}
     _save_run(directory, "demo.yaml", overrides)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_run(tmp_path_factory) -> Path:
+    """The vqvae_tiny tokenizer, initialised but not trained; 64 test images."""
+    directory = tmp_path_factory.mktemp("tokenizer") / "run"
+    _save_run(directory, "vqvae_tiny.yaml", {"data": {"max_eval_samples": 64}})
+    return directory

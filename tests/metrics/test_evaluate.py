@@ -107,3 +107,17 @@ def test_bad_requests_are_user_errors(tiny_flow_run):
     with pytest.raises(UserError, match="--checkpoint DIR"):
         run_evaluate(recipe, EvaluateRequest(), print)
     assert cli.run(["evaluate", "recipes/demo.yaml", "--samples", "x.npz", "--metrics", "kid"]) == 2
+
+
+def test_tokenizer_psnr_and_rfid_compare_reconstructions_with_the_split(tiny_tokenizer_run, random_classifier_run):
+    recipe = load_recipe(tiny_tokenizer_run / "recipe.resolved.yaml", [])
+    request = EvaluateRequest(checkpoint=tiny_tokenizer_run, metrics=("fid", "psnr"), batch_size=32,
+                              feature_extractor=str(random_classifier_run))  # fmt: skip
+    results = run_evaluate(recipe, request, print)
+    with np.load(tiny_tokenizer_run / "evaluate" / "reconstructions.npz") as archive:
+        reconstructions = archive["arr_0"].astype(np.float64)
+    real = split_images(recipe).astype(np.float64)
+    assert reconstructions.shape == real.shape == (64, 32, 32, 1)
+    mse = ((real - reconstructions) ** 2).reshape(64, -1).mean(1)
+    assert results["psnr"] == pytest.approx(np.mean(10 * np.log10(255.0**2 / mse)), abs=1e-9)
+    assert results["rfid"] > 0

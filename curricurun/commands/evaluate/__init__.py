@@ -63,12 +63,12 @@ def _run_dir(checkpoint: Path) -> Path:
     return checkpoint if (checkpoint / "recipe.resolved.yaml").is_file() else checkpoint.parent
 
 
-def _output_npz(request: EvaluateRequest) -> Path:
+def _output_npz(request: EvaluateRequest, tokenizer: bool) -> Path:
     if request.npz is not None:
         return request.npz
     if request.samples is not None:
         return request.samples
-    return _run_dir(request.checkpoint) / "evaluate" / "samples.npz"
+    return _run_dir(request.checkpoint) / "evaluate" / f"{'reconstructions' if tokenizer else 'samples'}.npz"
 
 
 def generate_samples(recipe, request: EvaluateRequest, out_npz: Path, report) -> np.ndarray | None:
@@ -166,10 +166,14 @@ def run_evaluate(recipe, request: EvaluateRequest, report) -> dict[str, float] |
     """Generate (or read, or reconstruct) images, score them, write ``<npz>.metrics.json``; None off rank 0."""
     if request.samples is None and request.checkpoint is None:
         raise UserError("evaluate: pass --checkpoint DIR (generate) or --samples FILE.npz (score existing samples)")
-    out_npz = _output_npz(request)
+    tokenizer = recipe.setup.name == "vqvae" and request.samples is None
+    out_npz = _output_npz(request, tokenizer)
     real = None
-    if recipe.setup.name == "vqvae" and request.samples is None:
+    if tokenizer:
+        from curricurun.metrics.npz import write_npz
+
         real, images = reconstruct_split(recipe, request)
+        report(f"wrote {write_npz(out_npz, images)} ({len(images)} reconstructions)")
     elif request.samples is not None:
         from curricurun.metrics.npz import read_npz
 
