@@ -35,8 +35,8 @@ def _is_curriculum_class(obj: Any) -> bool:
     return (
         isinstance(obj, type)
         and issubclass(obj, Curriculum)
-        and isinstance(obj.__dict__.get("summary"), str)
-        and isinstance(obj.__dict__.get("Params"), type)
+        and isinstance(getattr(obj, "summary", None), str)  # declared on the base, set by each curriculum
+        and isinstance(getattr(obj, "Params", None), type)
         and issubclass(obj.Params, CurriculumParams)
     )
 
