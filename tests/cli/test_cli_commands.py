@@ -22,7 +22,7 @@ from curricurun import cli
 from curricurun.curriculum import registry
 
 COMMANDS = ("train", "validate", "recipes", "curricula", "inspect-model", "inspect-schedule", "sample",
-            "import-weights", "export-weights")
+            "import-weights", "export-weights", "evaluate")
 SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
 CONSOLE_SCRIPT = Path(sys.executable).parent / "curricurun"
 LAUNCHERS = {"python -m": [sys.executable, "-m", "curricurun"], "console script": [str(CONSOLE_SCRIPT)]}

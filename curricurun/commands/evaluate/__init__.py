@@ -19,8 +19,8 @@ from curricurun.setups.base import SampleOptions
 KNOWN_METRICS = ("fid", "is", "psnr")
 
 # VAR's protocol: 50 images per class, cfg 1.5, top-p 0.96, top-k 900 (VAR README "Sampling & Zero-shot
-# Inference"; maintainer in VAR#38). Pyramid-Flow publishes none for images: its README reports VBench and
-# EvalCrafter scores of text-to-video samples, no FID sampling protocol.
+# Inference"; maintainer in VAR#38). Pyramid-Flow has none to preset: its paper (arXiv 2410.05954, section 4)
+# scores text-to-video samples with VBench and EvalCrafter, and its repository ships no FID sampling script.
 PROTOCOLS = {"var": {"per_class": 50, "options": SampleOptions(cfg=1.5, top_k=900, top_p=0.96)}}
 
 
