@@ -56,6 +56,8 @@ def test_a_killed_generation_resumes_to_the_same_file(tiny_flow_run, random_clas
     monkeypatch.setattr(generation, "save_batch", saved)
     run_evaluate(recipe, _request(tiny_flow_run, random_classifier_run, resumed), print)
     assert _sha(resumed) == _sha(whole)
+    with pytest.raises(UserError, match=r"other settings \(seed\)"):
+        run_evaluate(recipe, _request(tiny_flow_run, random_classifier_run, resumed, seed=4), print)
     other_seed = tmp_path / "seed4" / "samples.npz"
     run_evaluate(recipe, _request(tiny_flow_run, random_classifier_run, other_seed, seed=4), print)
     assert _sha(other_seed) != _sha(whole)

@@ -7,7 +7,7 @@ run on process 0 with torch-fidelity's maths; reference statistics come from ``r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +76,13 @@ def generate_samples(recipe, request: EvaluateRequest, out_npz: Path, report) ->
     from accelerate import PartialState
     from rich.progress import Progress
 
-    from curricurun.commands.evaluate.generation import class_labels, gather_batches, generate_batches
-    from curricurun.commands.sample import load_generator
+    from curricurun.commands.evaluate.generation import (
+        claim_work_dir,
+        class_labels,
+        gather_batches,
+        generate_batches,
+    )
+    from curricurun.commands.sample import find_weights, load_generator
     from curricurun.metrics.npz import write_npz
 
     if request.checkpoint is None:
@@ -90,6 +95,11 @@ def generate_samples(recipe, request: EvaluateRequest, out_npz: Path, report) ->
         raise UserError("--num-samples / --per-class: expected a positive number of samples")
     options = replace(request.options, per_class=1)
     work_dir = out_npz.with_name(f"{out_npz.stem}.batches")
+    weights = find_weights(request.checkpoint, request.use_ema)
+    description = {"seed": request.seed, "batch_size": request.batch_size, "per_class": request.per_class,
+                   "samples": len(labels), "options": asdict(options), "weights": str(weights.resolve()),
+                   "weights_bytes": weights.stat().st_size}  # fmt: skip
+    claim_work_dir(work_dir, description, state.is_main_process, state.wait_for_everyone)
 
     def make(classes: list[int], seed: int) -> torch.Tensor:
         return setup.sample(model, classes, seed, options)

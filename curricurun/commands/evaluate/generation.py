@@ -77,3 +77,29 @@ def gather_batches(work_dir: Path, count: int) -> np.ndarray:
     """All batches in order as one uint8 NHWC array."""
     return np.concatenate([np.load(batch_path(work_dir, b), allow_pickle=False) for b in range(count)])
 
+
+
+def claim_work_dir(work_dir: Path, description: dict, is_main: bool, wait: Callable[[], None]) -> None:
+    """Keep a work directory for one request only: resuming with other settings would mix two sample sets.
+
+    Process 0 records ``description`` (seed, batch size, sample count, sampling options, weights) on first use;
+    every process then checks it, and a mismatch is one line naming the differing settings and the directory.
+    """
+    import json
+
+    from curricurun.errors import UserError
+
+    record = work_dir / "request.json"
+    if is_main and not record.is_file():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        temporary = record.with_name(f".{record.name}.tmp")
+        temporary.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, record)
+    wait()
+    stored = json.loads(record.read_text())
+    differing = sorted(key for key in set(stored) | set(description) if stored.get(key) != description.get(key))
+    if differing:
+        raise UserError(
+            f"--npz: {work_dir} holds batches made with other settings ({', '.join(differing)}); "
+            "delete it or choose another --npz"
+        )
