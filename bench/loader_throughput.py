@@ -183,14 +183,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--train-steps", type=int, nargs=2, default=(6, 18), help="the two run lengths (steps)")
-    parser.add_argument("--train-rounds", type=int, default=2, help="0: skip the whole-run comparison")
+    parser.add_argument("--train-steps", type=int, nargs=2, default=(4, 36), help="the two run lengths (steps)")
+    parser.add_argument("--train-rounds", type=int, default=3, help="0: skip the whole-run comparison")
+    parser.add_argument("--train-only", action="store_true", help="only the whole-run comparison")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         written = write_photo_folder(root, args.images, classes=8)
         paths = sorted(str(path) for path in written["train"])
+        if args.train_only:
+            return _training_runs(root, args.workers, 16, tuple(args.train_steps), args.train_rounds)
         arms = _arms(root, paths)
         short, long = args.images // 4, args.images
         cpu_per_image: dict[str, list[float]] = {name: [] for name in arms}
