@@ -66,10 +66,21 @@ def test_imagenet_pipeline_low_frequency_stages_on_two_ranks_resume_bitwise_acro
     assert resumed == whole
 
 
-def test_var_pipeline_trains_on_two_ranks_through_a_resolution_change(tmp_path):
+def test_var_pipeline_on_two_ranks_resumes_bitwise_across_a_resolution_change(tmp_path):
     curriculum = [{"name": "progressive_resolution", "mode": "steps", "full_resolution": 64, "steps": [[0.5, 32]]}]
     recipe = _recipe(tmp_path, "var_pipeline", {"name": "var"}, curriculum)
-    _two_ranks_agree(_run(recipe, tmp_path / "run", tmp_path / "trace"), [32] * 4 + [64] * 4)
+    whole = _two_ranks_agree(_run(recipe, tmp_path / "run", tmp_path / "trace"), [32] * 4 + [64] * 4)
+    paused = tmp_path / "paused"
+    run_cli(["train", str(recipe), "--output-dir", str(paused), "--stop-after", "4"], processes=2)
+    trace = tmp_path / "trace_resumed"
+    run_cli(
+        ["train", str(recipe), "--output-dir", str(paused), "--resume", str(paused)],
+        processes=2,
+        env={"CURRICURUN_SAMPLE_TRACE": str(trace)},
+    )
+    resumed, _ = _trace(trace, 0)
+    assert [line["shape"][-1] for line in resumed] == [64] * 4  # the resumed half is the 64 px stage
+    assert _trace(trace, 0)[1]["final_weights_sha256"] == whole
 
 
 def _run(recipe, out, trace):
