@@ -3,8 +3,9 @@
 imagenet: timm's own create_transform given the same RNG state (train, and ET++'s Lanczos insert at index 3)
 and timm's eval transform, to 1e-6. var / pyramid_flow: re-derivations of VAR utils/data.py:17-27 and
 Pyramid-Flow dataset/dataset_cls.py:81-114 with PIL, and the references' own torchvision op lists (VAR's train
-list with and without ``--hflip``, its val list; Pyramid-Flow's random and centre crop modes) given the same seed. Plus per-sample determinism across worker counts, the
-Pillow 13 posterize shim, reduced-scale decoding and undecodable files.
+list with and without ``--hflip``, its val list; Pyramid-Flow's random and centre crop modes) given the same
+seed. Plus per-sample determinism across worker counts, the Pillow 13 posterize shim, reduced-scale decoding and
+undecodable files.
 """
 
 from __future__ import annotations
