@@ -68,6 +68,7 @@ bench: install data
 	$(PY) bench/engine_overhead.py
 	$(PY) bench/curriculum_speedup.py
 	$(PY) bench/loader_throughput.py
+	$(PY) bench/generative_curricula.py
 
 clean:
 	rm -rf runs schedule-*.png .pytest_cache
