@@ -219,7 +219,7 @@ def _read_yaml_mapping(path: Path, label: str) -> dict[Any, Any]:
 
 def _apply_override(tree: _SourcedTree, text: str, rank: int) -> str | None:
     """Apply one ``key=value`` override; return its problem, or None if it applied."""
-    where = f"--set {text}"
+    where = f"--set {text if len(text) <= 80 else text[:77] + '...'}"  # a 20,000-character value stays one short line
     key, equals, raw_value = text.partition("=")
     if not equals:
         return f"{where}: expected KEY=VALUE, e.g. --set optim.lr=0.001"

@@ -14,6 +14,7 @@ expansion, and only a document within :data:`MAX_DEPTH` and :data:`MAX_VALUES` i
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -88,8 +89,11 @@ def parse_yaml(text: str) -> Any:
         _measure(node)
         try:
             return loader.construct_document(node)
-        except ValueError as error:  # Python refuses int() of more than 4,300 digits (CVE-2020-10735)
-            raise YamlLimitError(problem=f"cannot read a number: {error}", problem_mark=node.start_mark) from None
+        except ValueError as error:  # int() of more than 4,300 digits (CVE-2020-10735), or a date like 2001-13-45
+            limit = sys.get_int_max_str_digits()
+            too_long = "integer string conversion" in str(error)
+            problem = f"a number has more than {limit:,} digits" if too_long else f"cannot read a value: {error}"
+            raise YamlLimitError(problem=problem, problem_mark=node.start_mark) from None
     finally:
         loader.dispose()
 
