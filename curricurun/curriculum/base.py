@@ -102,7 +102,7 @@ class StageState:
 class CurriculumParams(BaseModel):
     """Base of every curriculum's parameter schema: unknown keys are rejected, values validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan steps: refused, not null
 
 
 class Curriculum:

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from curricurun.recipe.fields import (
     ComponentSpec,
+    NonEmptyName,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
@@ -75,8 +76,8 @@ class DataConfig(Section):
     path: str
     config: str | None = None
     revision: str | None = None
-    train_split: str = "train"
-    eval_split: str | None = "test"
+    train_split: NonEmptyName = "train"
+    eval_split: NonEmptyName | None = "test"  # null: no evaluation; "" is a mistake, not a switch
     image_column: str = "image"
     label_column: str = "label"
     image_size: PositiveInt

@@ -9,15 +9,44 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-UnitFraction = Annotated[float, Field(ge=0, le=1)]
-OpenUnitFraction = Annotated[float, Field(gt=0, lt=1)]
-AdamBeta = Annotated[float, Field(ge=0, lt=1)]
+
+def _refuse_bool(kind: str):
+    """Pydantic reads ``true`` as 1 for a number (``batch.per_device: true`` was a batch of one): refuse it.
+
+    The error keeps pydantic's own type (``int_type`` / ``float_type``) so that the problem is phrased from the
+    field's bounds like any other wrong type ("expected a positive integer, got true")."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(f"{kind}_type", f"Input should be a valid {kind}")
+        return value
+
+    return BeforeValidator(check)
+
+
+NotBoolInt, NotBoolFloat = _refuse_bool("int"), _refuse_bool("float")
+PositiveInt = Annotated[int, Field(gt=0), NotBoolInt]
+NonNegativeInt = Annotated[int, Field(ge=0), NotBoolInt]
+PositiveFloat = Annotated[float, Field(gt=0), NotBoolFloat]
+NonNegativeFloat = Annotated[float, Field(ge=0), NotBoolFloat]
+UnitFraction = Annotated[float, Field(ge=0, le=1), NotBoolFloat]
+OpenUnitFraction = Annotated[float, Field(gt=0, lt=1), NotBoolFloat]
+AdamBeta = Annotated[float, Field(ge=0, lt=1), NotBoolFloat]
+MAX_SEED = 2**32 - 1
+"""A seed goes to accelerate's set_seed, which seeds NumPy too: NumPy accepts 0 <= seed < 2**32 (torch more)."""
+
+
+def _seed_in_range(seed: int) -> int:
+    if seed > MAX_SEED:
+        raise ValueError(f"expected at most {MAX_SEED} (NumPy's seed range, via set_seed), got {seed}")
+    return seed
+
+
+Seed = Annotated[int, Field(ge=0), NotBoolInt, AfterValidator(_seed_in_range)]
+NonEmptyName = Annotated[str, Field(min_length=1)]
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, numbers are finite, numbers may stand for strings."""

@@ -15,6 +15,7 @@ from curricurun.recipe.fields import (
     AdamBeta,
     NonNegativeFloat,
     NonNegativeInt,
+    NotBoolFloat,
     OpenUnitFraction,
     PositiveFloat,
     PositiveInt,
@@ -76,7 +77,7 @@ class ScheduleConfig(Section):
     shape: str = "cosine"
     warmup_steps: NonNegativeInt | None = None
     warmup_epochs: NonNegativeFloat | None = None
-    warmup_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    warmup_fraction: Annotated[float, Field(ge=0, lt=1), NotBoolFloat] | None = None
     warmup_start_ratio: UnitFraction = 0.0
     hold_steps: NonNegativeInt = 0
     # super-gradients holds the peak LR until an EPOCH (lr_warmup_epochs), so the step count depends on the

@@ -24,11 +24,12 @@ from curricurun.recipe.data_sections import AugmentConfig, BatchConfig, DataConf
 from curricurun.recipe.fields import (
     ComponentSpec,
     NonNegativeFloat,
-    NonNegativeInt,
+    NotBoolFloat,
     OpenUnitFraction,
     PositiveFloat,
     PositiveInt,
     Section,
+    Seed,
     exactly_one,
     one_default_period,
 )
@@ -101,7 +102,7 @@ class GradScalerConfig(Section):
     every 1000 steps and a cap of 32768 (``utils/amp_sc.py:27, 57-61``); ``max_scale`` is that cap (none: no cap)."""
 
     init_scale: PositiveFloat = 65536.0
-    growth_factor: Annotated[float, Field(gt=1)] = 2.0
+    growth_factor: Annotated[float, Field(gt=1), NotBoolFloat] = 2.0
     backoff_factor: OpenUnitFraction = 0.5
     growth_interval: PositiveInt = 2000
     max_scale: PositiveFloat | None = None
@@ -168,7 +169,7 @@ class Recipe(Section):
 
     name: str | None = None
     description: str = ""
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     setup: ComponentSpec
     data: DataConfig
     batch: BatchConfig
