@@ -356,3 +356,9 @@ def test_warm_up_and_hold_are_resolved_from_epochs_fraction_or_steps_with_the_ep
     assert WarmupHold(steps=40, max_epochs=1).warmup(steps_per_epoch=16, total=500, capped=False) == 40
     assert WarmupHold(hold_steps=7).hold(steps_per_epoch=16) == 7
     assert WarmupHold(hold_epochs=1.5).hold(steps_per_epoch=16) == 24
+
+
+def test_cosine_weight_decay_of_a_one_step_run_is_its_start_value() -> None:
+    """``training.steps: 1`` with a cosine weight decay: only step 0, at VAR's start value (no division by zero)."""
+    s = WeightDecaySchedule(0.05, 0.08, total_steps=1)
+    assert s.value_at(0) == 0.05

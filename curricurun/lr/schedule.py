@@ -197,8 +197,8 @@ class WeightDecaySchedule:
     def __post_init__(self) -> None:
         if self.wd < 0 or (self.wd_end is not None and self.wd_end < 0):
             raise ValueError(f"weight decay must be non-negative, got wd {self.wd}, wd_end {self.wd_end}")
-        if self.wd_end is not None and self.total_steps < 2:
-            raise ValueError(f"a cosine weight decay needs total_steps >= 2, got {self.total_steps}")
+        if self.wd_end is not None and self.total_steps < 1:
+            raise ValueError(f"a cosine weight decay needs total_steps >= 1, got {self.total_steps}")
 
     def value_at(self, step: int) -> float:
         """Weight decay for optimizer step ``step`` (0-based); steps past the end keep ``wd_end``."""
@@ -206,5 +206,6 @@ class WeightDecaySchedule:
             raise ValueError(f"step must be non-negative, got {step}")
         if self.wd_end is None:
             return self.wd
-        progress = min(step / (self.total_steps - 1), 1.0)
+        # A one-step run has only step 0, at the start of VAR's cosine (its formula would divide by zero).
+        progress = min(step / (self.total_steps - 1), 1.0) if self.total_steps > 1 else 0.0
         return self.wd_end + (self.wd - self.wd_end) * (0.5 + 0.5 * math.cos(math.pi * progress))
