@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from curricurun.errors import UserError
 from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.timm_names import unknown_model_message
 
@@ -19,6 +20,16 @@ if TYPE_CHECKING:  # torch and timm are imported where used, so validating a rec
 
     from curricurun.curriculum.base import StageState
     from curricurun.setups.base import DataShape
+
+
+_FILE_LOADING_KEYS = frozenset(
+    {"checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "pretrained_strict", "cache_dir"}
+)
+_SETUP_OWNED_KEYS = {
+    "pretrained": "pretrained weights come from a local file, setup.weights",
+    "in_chans": "use setup.in_channels (default: from the data)",
+    "num_classes": "use setup.num_classes (default: from the data)",
+}
 
 
 class ClassificationParams(BaseModel):
@@ -34,6 +45,19 @@ class ClassificationParams(BaseModel):
     drop_path_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     drop_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _no_file_loading_or_clashing_keys(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Weights come through ``weights`` (safetensors only): no ``model_kwargs`` key may make timm read a file
+        (``checkpoint_path`` goes to ``torch.load``; a ``pretrained_cfg`` / ``pretrained_cfg_overlay`` may name a
+        ``file``; timm ``_builder.py`` build_model_with_cfg), and the keys this setup passes itself are its fields."""
+        for key in kwargs:
+            if key in _FILE_LOADING_KEYS:
+                raise ValueError(f"'{key}' would load a file: start from a .safetensors file with setup.weights")
+            if key in _SETUP_OWNED_KEYS:
+                raise ValueError(f"'{key}' is set by the setup: {_SETUP_OWNED_KEYS[key]}")
+        return kwargs
 
     @field_validator("model")
     @classmethod
@@ -66,9 +90,19 @@ class ClassificationSetup:
         for key in ("drop_path_rate", "drop_rate"):
             if getattr(self.params, key) is not None:
                 kwargs[key] = getattr(self.params, key)
-        model = timm.create_model(
-            self.params.model, pretrained=False, in_chans=self.channels, num_classes=self.num_classes, **kwargs
-        )
+        try:
+            model = timm.create_model(
+                self.params.model, pretrained=False, in_chans=self.channels, num_classes=self.num_classes, **kwargs
+            )
+        except (TypeError, ValueError) as error:
+            if not self.params.model_kwargs:
+                raise
+            # An argument the model does not take, or one of the wrong type: timm passes them to the model's class.
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UserError(
+                f"setup.model_kwargs: timm model '{self.params.model}' refused {sorted(self.params.model_kwargs)}:"
+                f" {first_line}"
+            ) from None
         if self.params.weights:
             load_safetensors_weights(model, Path(self.params.weights))
         return model
