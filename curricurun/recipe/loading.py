@@ -184,7 +184,11 @@ def _read_chain(path: Path, label: str) -> list[tuple[str, dict[Any, Any]]]:
             raise RecipeError([f"{label}: base: expected a file path, got {show_value(base)}"])
         base_path = path.parent / base
         base_label = os.path.normpath(os.path.join(os.path.dirname(label), base))
-        if not base_path.is_file():
+        try:
+            found = base_path.is_file()
+        except OSError as error:  # e.g. a name past the file system's length limit (ENAMETOOLONG)
+            raise RecipeError([f"{label}: base: cannot use {show_value(base)}: {error.strerror}"]) from None
+        if not found:
             raise RecipeError([f"{label}: base: file not found: {base}"])
         if base_path.resolve() in visited:
             cycle = " -> ".join([name for name, _ in chain] + [base_label])

@@ -86,3 +86,11 @@ def test_within_the_limits_still_loads(tmp_path: Path, capsys: pytest.CaptureFix
     recipe.write_text(text, encoding="utf-8")
     code, lines, _ = _validate([str(recipe)], capsys)
     assert code == 0, lines
+
+
+def test_a_base_name_too_long_for_the_file_system_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Found by tests/reliability/test_recipe_fuzzer.py: ``base: xxx...`` (10,000 chars) raised ENAMETOOLONG."""
+    recipe = tmp_path / "long_base.yaml"
+    recipe.write_text("base: " + "x" * 10_000 + "\n", encoding="utf-8")
+    code, lines, _ = _validate([str(recipe)], capsys)
+    assert code == 2 and len(lines) == 1 and "base: cannot use 'xxx" in lines[0] and len(lines[0]) < 300, lines
