@@ -23,6 +23,7 @@ from curricurun.engine.reporting import Reporter
 from curricurun.engine.resume import select_resume_point
 from curricurun.engine.run_state import carried_state, restore_run_state
 from curricurun.engine.sample_trace import SampleTrace
+from curricurun.engine.sharding import check_wrap_classes, fsdp_plugin
 from curricurun.engine.stopping import StepGuard
 from curricurun.param_groups import split_decay_groups
 from curricurun.setups.base import SetupHooks, optional_hooks
@@ -86,6 +87,8 @@ def make_accelerator(recipe, run_dir: Path):
         cpu=not torch.cuda.is_available(),
         log_with=list(recipe.training.log_with) or None,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        # training.fsdp: Accelerate's FSDP plugin; one line (exit 2) on CPU, where Accelerate would drop it.
+        fsdp_plugin=fsdp_plugin(recipe.training.fsdp),
         **accelerator_kwargs(recipe.training),  # fp16: the recipe's GradScaler settings (engine/device.py)
     )
 
@@ -156,6 +159,7 @@ def build_run(recipe, resolved, output_dir, resume, stop_after_steps, resume_cha
 def _model_optimizer_ema(recipe, setup, accelerator, total_steps: int):
     """The model and optimizer ``prepare``d by Accelerate, compiled when asked; the EMA of the unwrapped model."""
     model = to_memory_format(setup.build_model(), recipe.training.channels_last)
+    check_wrap_classes(model, recipe.training.fsdp)
     optim = recipe.optim
     optimizer = build_optimizer(
         optim, split_decay_groups(model, optim.no_decay_names, decay_embeddings=optim.decay_embeddings)

@@ -12,6 +12,7 @@ from typing import Any
 
 from curricurun.engine.checkpoint import latest_checkpoint, save_checkpoint
 from curricurun.engine.resume import ResumePoint
+from curricurun.engine.sharding import full_model_state, full_optimizer_state, is_sharded, load_full_state
 from curricurun.engine.stopping import EXIT_NONFINITE, stop_run
 from curricurun.errors import UserError
 
@@ -55,8 +56,13 @@ def save_run_state(
     on the main process (full disk) stops every rank: the ranks agree on the outcome before returning.
     """
     accelerator.wait_for_everyone()
-    weights = accelerator.unwrap_model(model).state_dict()
-    if not all_finite(weights, ema.state_dict() if ema is not None else {}):
+    unwrapped = accelerator.unwrap_model(model)
+    # Under FSDP both are gathered to the main process (collectives: every rank calls them; others get {}).
+    weights, optimizer_state = full_model_state(unwrapped), full_optimizer_state(unwrapped, optimizer)
+    finite = all_finite(weights, ema.state_dict() if ema is not None else {})
+    if is_sharded(unwrapped):  # only the main process holds the weights: it decides for every rank
+        finite = not ranks_agree_on_failure(accelerator, not finite)
+    if not finite:
         last = latest_checkpoint(run_dir)
         stop_run(
             accelerator,
@@ -89,7 +95,7 @@ def save_run_state(
                 run_dir,
                 step,
                 weights,
-                optimizer.state_dict(),
+                optimizer_state,
                 trainer_state,
                 ema.state_dict() if ema is not None else None,
                 keep_last=recipe.training.checkpoint.keep_last,
@@ -131,9 +137,8 @@ def restore_run_state(point: ResumePoint, accelerator, model, optimizer, ema):
     """Load a checked checkpoint into the prepared model, optimizer and EMA; return (step, early stop, history)."""
     loaded, state = point.loaded, point.state
     try:
-        accelerator.unwrap_model(model).load_state_dict(loaded["model"])
-        if not point.optimizer_replaced:
-            optimizer.load_state_dict(loaded["optimizer"])
+        optimizer_state = None if point.optimizer_replaced else loaded["optimizer"]
+        load_full_state(accelerator.unwrap_model(model), optimizer, loaded["model"], optimizer_state)  # FSDP too
         if ema is not None and "ema" in loaded:
             ema.load_state_dict(loaded["ema"])
     except (RuntimeError, ValueError, KeyError) as error:

@@ -25,6 +25,7 @@ from curricurun.recipe.fields import (
     ComponentSpec,
     NonNegativeFloat,
     NotBoolFloat,
+    NotBoolInt,
     OpenUnitFraction,
     PositiveFloat,
     PositiveInt,
@@ -44,6 +45,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EmaConfig",
     "EvalConfig",
+    "FsdpConfig",
     "GradScalerConfig",
     "LrScalingConfig",
     "OptimConfig",
@@ -108,6 +110,19 @@ class GradScalerConfig(Section):
     max_scale: PositiveFloat | None = None
 
 
+class FsdpConfig(Section):
+    """Sharded training through Accelerate's FSDP plugin (curricurun/engine/sharding.py; GPUs only).
+
+    Pyramid-Flow's trainer (``train/train_pyramid_flow.py``, ``build_fsdp_plugin``) shards with ``SHARD_GRAD_OP``
+    (its default, "zero2") or ``FULL_SHARD`` ("zero3") and wraps each transformer block; ``wrap_classes`` names
+    those block classes (empty: the whole model is one unit). Checkpoints hold the full state dict.
+    """
+
+    version: Annotated[Literal[1, 2], NotBoolInt] = 2
+    sharding_strategy: Literal["SHARD_GRAD_OP", "FULL_SHARD"] = "SHARD_GRAD_OP"
+    wrap_classes: list[str] = Field(default_factory=list)
+
+
 class EarlyStoppingConfig(Section):
     """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` evaluations."""
 
@@ -139,6 +154,7 @@ class TrainingConfig(Section):
     cudnn_benchmark: bool | Literal["auto"] = False
     channels_last: bool = False
     grad_scaler: GradScalerConfig = Field(default_factory=GradScalerConfig)
+    fsdp: FsdpConfig | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     log_every_steps: PositiveInt = 50
@@ -150,6 +166,8 @@ class TrainingConfig(Section):
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
         exactly_one(self, ("epochs", "steps", "budget_epochs"))
+        if self.fsdp is not None and self.ema is not None:
+            raise ValueError("'fsdp' with 'ema' is not supported: the EMA would keep an unsharded copy of the model")
         if self.eval.use_ema and self.ema is None:
             raise ValueError("'eval.use_ema' is true but 'ema' is not set")
         if self.early_stopping is not None and self.eval.every_epochs is None and self.eval.every_steps is None:
