@@ -1,0 +1,43 @@
+"""bench/gpu_check.py --tiny: the GPU check's code paths on CPU, so the script cannot rot between device runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from engine_helpers import REPO
+
+
+def test_gpu_check_tiny_runs_every_section_and_writes_sane_json(tmp_path):
+    command = [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--tiny", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu_check_cpu.json").read_text())
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == result
+    assert "error" not in done.stdout and result["tiny"] is True and result["device"] == "cpu"
+
+    var, sizes = result["var_d16"], result["sizes"]
+    assert var["tokens"] == sum(p * p for p in sizes["patch_nums"])
+    # Counted FLOPs of forward + backward: near 6 · parameters · tokens (embeddings and per-image adaLN excepted).
+    assert 0.3 < var["flops_per_step"] / (6 * var["params"] * var["batch"] * var["tokens"]) < 3
+    for arm in ("eager", "compiled"):
+        assert var[arm]["step_s"] > 0 and var[arm]["images_per_s"] > 0 and var[arm]["mfu"] is None  # no CPU peak
+    assert var["compiled"]["backend"] == "eager"
+    stages = result["var_stages"]
+    assert [s["stage"] for s in stages] == list(range(len(sizes["patch_nums"])))
+    assert stages[-1]["token_ratio"] == stages[-1]["time_ratio"] == 1.0
+    assert all(0 < s["token_ratio"] <= 1 and s["time_ratio"] > 0 for s in stages)
+
+    resnet = result["resnet50"]["stages"]
+    assert [s["side"] for s in resnet] == sizes["sides"]
+    for stage in resnet:
+        assert stage["pixel_ratio"] == round((stage["side"] / sizes["sides"][-1]) ** 2, 4)
+        assert abs(stage["fidelity"] - stage["pixel_ratio"] / stage["time_ratio"]) < 2e-3
+        assert stage["loader_images_per_s"] > 0 and isinstance(stage["loader_keeps_up"], bool)
+    both = result["engine_vs_hand"]
+    assert abs(both["ratio"] - both["engine_images_per_s"] / both["hand_images_per_s"]) < 1e-3  # (rates rounded)
+    assert 0.3 < both["ratio"] < 3 and both["goal"] == 0.98
+    assert result["elapsed_s"] < 60
