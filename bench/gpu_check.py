@@ -50,11 +50,12 @@ PHOTOS = REPO / ".gpu-wheels" / "photos"  # built by `make gpu-wheels` (the devi
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "GH200": 989.4}
 FULL = {"var_batches": (160, 128, 96, 64, 32), "depth": 16, "patch_nums": (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
         "vocab": 4096, "cvae": 32, "classes": 1000, "steps": 8, "warmup": 3, "resnet": "resnet50",
-        "sides": (96, 160, 224), "resnet_batch": 128, "loader_images": 1024, "engine_size": 64, "engine_batch": 256,
-        "engine_steps": 60, "engine_warmup": 10}  # fmt: skip
+        "sides": (96, 160, 224), "resnet_batch": 128, "loader_images": 1024, "engine_size": 128, "engine_batch": 256,
+        "engine_steps": 60, "engine_warmup": 10, "engine_workers": 8}  # fmt: skip
 TINY = {"var_batches": (4,), "depth": 2, "patch_nums": (1, 2, 3, 4), "vocab": 64, "cvae": 8, "classes": 10, "steps": 2,
         "warmup": 1, "resnet": "test_resnet", "sides": (32, 48, 64), "resnet_batch": 4, "loader_images": 8,
-        "engine_size": 32, "engine_batch": 8, "engine_steps": 8, "engine_warmup": 2}  # fmt: skip
+        "engine_size": 32, "engine_batch": 8, "engine_steps": 8, "engine_warmup": 2,
+        "engine_workers": 0}  # fmt: skip
 
 
 def sync(device: torch.device) -> None:
@@ -272,7 +273,8 @@ def engine_run(sizes, folder: Path, precision: str, scratch: Path) -> None:
 
     recipe = recipe_from_dict({
         "name": "gpu-check", "seed": 0, "setup": {"name": "classification", "model": sizes["resnet"]},
-        "data": {"source": "idx", "path": str(folder), "eval_split": None, "image_size": sizes["engine_size"]},
+        "data": {"source": "idx", "path": str(folder), "eval_split": None, "image_size": sizes["engine_size"],
+                 "num_workers": sizes["engine_workers"]},
         "batch": {"per_device": sizes["engine_batch"]}, "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
         "schedule": {"shape": "constant"},
         "training": {"steps": sizes["engine_steps"], "precision": precision, "channels_last": True, "tf32": True,
@@ -283,27 +285,40 @@ def engine_run(sizes, folder: Path, precision: str, scratch: Path) -> None:
         train(recipe, recipe.resolved, str(tempfile.mkdtemp(dir=scratch)))
 
 
+class NormalisedImages(torch.utils.data.Dataset):
+    """Per sample, as the engine's loader does: uint8 → ``(x/255 − 0.5)/0.5`` (bench/engine_overhead.py's arm)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = torch.from_numpy(self.images[index]).unsqueeze(0).float().div_(255.0).sub_(0.5).div_(0.5)
+        return image, int(self.labels[index])
+
+
 def hand_loop(sizes, folder: Path, precision: str, scratch: Path) -> None:
     """What a user writes: prepare, then forward, backward, step, zero_grad; the same normalisation as the engine."""
     import timm
     from accelerate import Accelerator
-    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+    from torch.utils.data import DataLoader, RandomSampler
 
     from curricurun.data.idx import load_idx_split
 
     accelerator = Accelerator(mixed_precision=None if precision == "no" else precision,
                               cpu=not torch.cuda.is_available())  # fmt: skip
     images, labels = load_idx_split(folder, "train")
-    data = TensorDataset(torch.from_numpy(images).unsqueeze(1).float().div(255).sub(0.5).div(0.5),
-                         torch.from_numpy(labels))  # fmt: skip
+    data = NormalisedImages(images, labels)
     torch.manual_seed(0)
     model = timm.create_model(sizes["resnet"], in_chans=1, num_classes=int(labels.max()) + 1)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     model, optimizer = accelerator.prepare(model, optimizer)
-    loader = DataLoader(data, batch_size=sizes["engine_batch"], sampler=RandomSampler(data, replacement=True,
-                        num_samples=sizes["engine_batch"] * sizes["engine_steps"]), drop_last=True,
-                        pin_memory=torch.cuda.is_available())  # fmt: skip
+    sampler = RandomSampler(data, replacement=True, num_samples=sizes["engine_batch"] * sizes["engine_steps"])
+    loader = DataLoader(data, batch_size=sizes["engine_batch"], sampler=sampler, drop_last=True,
+                        num_workers=sizes["engine_workers"], pin_memory=torch.cuda.is_available())  # fmt: skip
     model.train()
     for x, y in loader:
         x = x.to(accelerator.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
