@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.curricurun-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data pose-data pose-demo demo generative-demo test lint bench clean
+.PHONY: install data pose-data pose-demo demo generative-demo test lint bench gpu-wheels clean
 
 install: $(STAMP)
 
@@ -69,6 +69,19 @@ bench: install data
 	$(PY) bench/curriculum_speedup.py
 	$(PY) bench/loader_throughput.py
 	$(PY) bench/generative_curricula.py
+
+# What the GPU machine lacks for bench/gpu_check.py (it has torch, accelerate, timm, rich, safetensors, torchmetrics,
+# tensorboard, and no network): pydantic's wheels for CPython 3.10-3.13, and the check's 256 JPEGs, built here from
+# scikit-image's photos (not on the device either). ~20 MB in .gpu-wheels/ (ignored by git; it travels as a carried
+# path). The command that runs the check there is in README "Run on a GPU".
+GPU_WHEELS := .gpu-wheels
+gpu-wheels: $(POSE_PACKAGES)
+	for version in 3.10 3.11 3.12 3.13; do \
+		$(PIP) download --quiet --only-binary=:all: --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+			--python-version $$version --dest $(GPU_WHEELS) "pydantic>=2.6" || exit 1; \
+	done
+	test -d $(GPU_WHEELS)/photos/train || $(PY) -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; \
+		from photo_folder import write_photo_folder; write_photo_folder(Path('$(GPU_WHEELS)/photos'), 256)"
 
 clean:
 	rm -rf runs schedule-*.png .pytest_cache

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # curricurun from this tree: the device runs it uninstalled (README "Run on a GPU")
 PHOTOS = REPO / ".gpu-wheels" / "photos"  # built by `make gpu-wheels` (the device has no scikit-image)
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "GH200": 989.4}
 FULL = {"var_batches": (160, 128, 96, 64, 32), "depth": 16, "patch_nums": (1, 2, 3, 4, 5, 6, 8, 10, 13, 16),
@@ -203,9 +204,15 @@ def loader_rate(photos: Path, side: int, count: int, workers: int) -> float:
     """Images/s of the ``imagenet`` pipeline (ET++ order: RandAugment m 9 at full size, low-pass crop to the side)."""
     from torch.utils.data import DataLoader
 
-    from curricurun.data import load_split, pipelines
+    from curricurun.data import pipelines
+    from curricurun.data.sources import ImageClassificationData
 
-    data = load_split("local", str(photos), "train")
+    # The files straight into the split object (load_split("local") reads folders through `datasets`, which the
+    # device does not have); decoding is curricurun's own either way (data/decode.py).
+    files = sorted(photos.glob("train/*/*.JPEG"))
+    names = sorted({file.parent.name for file in files})
+    labels = np.array([names.index(file.parent.name) for file in files], dtype=np.int64)
+    data = ImageClassificationData(labels, len(names), 3, names, f"photos in {photos}", paths=[str(f) for f in files])
     pipeline = pipelines.build({"name": "imagenet"})
     full = 224
     bandwidth = None if side >= full else side
