@@ -23,7 +23,7 @@ from curricurun.engine.reporting import Reporter
 from curricurun.engine.resume import select_resume_point
 from curricurun.engine.run_state import carried_state, restore_run_state
 from curricurun.engine.sample_trace import SampleTrace
-from curricurun.engine.sharding import check_wrap_classes, fsdp_plugin
+from curricurun.engine.sharding import check_wrap_classes, fsdp_plugin, refuse_exporting_setups
 from curricurun.engine.stopping import StepGuard
 from curricurun.param_groups import split_decay_groups
 from curricurun.setups.base import SetupHooks, optional_hooks
@@ -109,6 +109,7 @@ def build_run(recipe, resolved, output_dir, resume, stop_after_steps, resume_cha
     train_data = samples.load_split(data.train_split, data.max_train_samples)
     eval_data = samples.load_split(data.eval_split, data.max_eval_samples) if data.eval_split else None
     setup = samples.build_setup(train_data)
+    refuse_exporting_setups(recipe.training.fsdp, recipe.setup.name, optional_hooks(setup).exporter)
     if eval_data is not None:
         check_split_size(eval_data, world_size, "eval_split")
     curriculum = build_curriculum(recipe)

@@ -68,6 +68,14 @@ def check_wrap_classes(model: torch.nn.Module, config) -> None:
                         f" it has {', '.join(sorted(present))}")  # fmt: skip
 
 
+def refuse_exporting_setups(config, setup_name: str, exporter) -> None:
+    """A setup that exports at the end (vqvae: the tokenizer) writes the unwrapped model from the main process
+    alone, which under FSDP holds only its shards: such a setup trains without ``training.fsdp``."""
+    if config is not None and exporter is not None:
+        raise UserError(f"training.fsdp: the {setup_name} setup exports its model from one process at the end, which"
+                        " under FSDP holds only a shard; train it without fsdp (it is small)")  # fmt: skip
+
+
 def is_sharded(model: torch.nn.Module) -> bool:
     """True for an FSDP1-wrapped model or one with FSDP2 (DTensor) parameters."""
     from torch.distributed.fsdp import FullyShardedDataParallel

@@ -74,11 +74,15 @@ def test_the_plugin_follows_the_recipe_with_a_gpu():
         sharding.fsdp_plugin(FsdpConfig(), cuda=False)
 
 
-def test_wrap_classes_must_be_modules_of_the_model_and_fsdp_excludes_ema(tmp_path):
+def test_wrap_classes_must_be_modules_of_the_model_and_fsdp_excludes_ema_and_exporting_setups(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
     sharding.check_wrap_classes(model, SimpleNamespace(wrap_classes=["Linear"]))
     with pytest.raises(UserError, match=r"wrap_classes: Block is not a module of the model; it has Linear, ReLU"):
         sharding.check_wrap_classes(model, SimpleNamespace(wrap_classes=["Block"]))
+    sharding.refuse_exporting_setups(SimpleNamespace(), "var", None)
+    with pytest.raises(UserError, match="training.fsdp: the vqvae setup exports its model from one process"):
+        sharding.refuse_exporting_setups(SimpleNamespace(), "vqvae", object())
+    sharding.refuse_exporting_setups(None, "vqvae", object())
     from curricurun.recipe import load_recipe
 
     with pytest.raises(RecipeError, match="'fsdp' with 'ema' is not supported"):
