@@ -120,6 +120,8 @@ def var_sections(sizes, device, autocast, peak, compile_backend):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), **optimizer_options("adamw"))
     ends = setup.config.token_ends
     for batch_size in sizes["var_batches"]:  # the largest that fits
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         batch = {k: v.to(device) for k, v in setup.measure_batch(StageState(), batch_size).items()}
 
         def loss_of(m, stage=StageState(), batch=batch):
@@ -343,12 +345,17 @@ COMPILE_ALLOWANCE_S = 120  # inductor's build of VAR-d16 forward + backward, wit
 def section(result: dict, name: str, measure):
     """Run one measurement; a failure is ``{"error": ...}`` (returned, and set in ``result``), so an unattended run
     keeps the other sections."""
+    start = time.perf_counter()
     try:
         return measure()
     except Exception as error:  # noqa: BLE001 - any failure of one section must not lose the other sections
         first_line = str(error).splitlines()[0] if str(error) else ""
         result[name] = {"error": f"{type(error).__name__}: {first_line}"}
         return result[name] if name != "var_d16" else None
+    finally:
+        seconds = round(time.perf_counter() - start, 1)
+        result.setdefault("section_s", {})[name] = seconds
+        print(f"gpu_check: {name} took {seconds} s", file=sys.stderr, flush=True)
 
 
 def table(result: dict) -> str:
