@@ -61,7 +61,8 @@ def test_a_recipe_asking_for_fsdp_on_cpu_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_the_plugin_follows_the_recipe_with_a_gpu():
+def test_the_plugin_follows_the_recipe_with_a_gpu(monkeypatch):
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "False")  # the plugin sets it: restored after the test
     two = sharding.fsdp_plugin(FsdpConfig(wrap_classes=["AdaLNSelfAttn"]), cuda=True)
     assert (two.fsdp_version, two.reshard_after_forward, two.transformer_cls_names_to_wrap) == (
         2, False, ["AdaLNSelfAttn"],
