@@ -230,7 +230,7 @@ def evaluate(
     samples: Annotated[Path | None, typer.Option("--samples", help="score this .npz (arr_0 uint8 NHWC)")] = None,
     num_samples: Annotated[int | None, typer.Option("--num-samples", help="images to generate")] = None,
     per_class: Annotated[int | None, typer.Option("--per-class", help="images per class to generate")] = None,
-    metrics: Annotated[str, typer.Option("--metrics", help="comma-separated: fid, is, psnr")] = "fid",
+    metrics: Annotated[str, typer.Option("--metrics", help="comma-separated: fid, is, prec_recall, psnr")] = "fid",
     reference: Annotated[Path | None, typer.Option("--reference", help=".npz images or .safetensors stats")] = None,
     npz: Annotated[Path | None, typer.Option("--npz", help="samples file to write")] = None,
     feature_extractor: Annotated[str, typer.Option(help="inception, or a classification run directory")] = "inception",
@@ -249,7 +249,13 @@ def evaluate(
     Example: curricurun evaluate recipes/var_tiny.yaml --checkpoint runs/var_tiny --per-class 50 --metrics fid,is
     --feature-extractor runs/demo
     """
-    from curricurun.commands.evaluate import EvaluateRequest, apply_protocol, parse_metrics, run_evaluate
+    from curricurun.commands.evaluate import (
+        EvaluateRequest,
+        apply_protocol,
+        format_results,
+        parse_metrics,
+        run_evaluate,
+    )
     from curricurun.setups.base import SampleOptions
 
     for name, value in (("--num-samples", num_samples), ("--per-class", per_class), ("--batch-size", batch_size)):
@@ -265,8 +271,8 @@ def evaluate(
     if request.per_class is None and request.num_samples is None:
         request.num_samples = 1000
     results = run_evaluate(_load(recipe, set_), apply_protocol(request, protocol), out.print)
-    for name, value in (results or {}).items():
-        print(f"{name} {value:.2f}")
+    for line in format_results(results or {}):
+        print(line)
 
 
 @app.command("import-weights")

@@ -1,4 +1,5 @@
-"""``curricurun evaluate``: FID / IS of a generative run (or of given samples), rFID / PSNR of a tokenizer.
+"""``curricurun evaluate``: FID / IS / precision-recall of a generative run (or of given samples), rFID / PSNR
+of a tokenizer.
 
 Generation (``generation.py``) splits batches over processes and resumes; the metrics (``curricurun.metrics``)
 run on process 0 with torch-fidelity's maths; reference statistics come from ``reference.py``.
@@ -16,7 +17,7 @@ import torch
 from curricurun.errors import UserError
 from curricurun.setups.base import SampleOptions
 
-KNOWN_METRICS = ("fid", "is", "psnr")
+KNOWN_METRICS = ("fid", "is", "prec_recall", "psnr")
 
 # VAR's protocol: 50 images per class, cfg 1.5, top-p 0.96, top-k 900 (VAR README "Sampling & Zero-shot
 # Inference"; maintainer in VAR#38). Pyramid-Flow has none to preset: its paper (arXiv 2410.05954, section 4)
@@ -151,9 +152,9 @@ def psnr(real: np.ndarray, fake: np.ndarray) -> float:
 
 def score(recipe, request: EvaluateRequest, images: np.ndarray, cache_dir: Path, report, real=None) -> dict:
     """The requested metrics of ``images`` (``real``: the split they reconstruct, for rFID and PSNR)."""
-    from curricurun.commands.evaluate.reference import reference_statistics
+    from curricurun.commands.evaluate.reference import reference_features, reference_statistics
     from curricurun.metrics.extractors import extract, open_extractor
-    from curricurun.metrics.scores import feature_statistics, frechet_distance, inception_score
+    from curricurun.metrics.scores import feature_statistics, frechet_distance, inception_score, precision_recall
 
     results: dict[str, float] = {}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -161,7 +162,7 @@ def score(recipe, request: EvaluateRequest, images: np.ndarray, cache_dir: Path,
         if real is None:
             raise UserError("--metrics psnr: only a tokenizer (vqvae) recipe has reconstructions to compare")
         results["psnr"] = psnr(real, images)
-    if "fid" in request.metrics or "is" in request.metrics:
+    if {"fid", "is", "prec_recall"} & set(request.metrics):
         extractor = open_extractor(request.feature_extractor, device)
         features, logits = extract(extractor, images)
         if "fid" in request.metrics:
@@ -169,7 +170,19 @@ def score(recipe, request: EvaluateRequest, images: np.ndarray, cache_dir: Path,
             results["rfid" if real is not None else "fid"] = frechet_distance(feature_statistics(features), stats)
         if "is" in request.metrics:
             results["is"], results["is_std"] = inception_score(logits)
+        if "prec_recall" in request.metrics:
+            real_features = reference_features(recipe, request.reference, extractor, cache_dir, report)
+            try:
+                results.update(precision_recall(features, real_features))
+            except ValueError as error:
+                raise UserError(f"--metrics prec_recall: {error}") from None
     return results
+
+
+def format_results(results: dict[str, float]) -> list[str]:
+    """One ``name value`` line per metric: fractions (precision, recall) to 4 decimals, the rest to 2."""
+    return [f"{name} {value:.4f}" if name in ("precision", "recall") else f"{name} {value:.2f}"
+            for name, value in results.items()]  # fmt: skip
 
 
 def run_evaluate(recipe, request: EvaluateRequest, report) -> dict[str, float] | None:

@@ -78,7 +78,6 @@ def gather_batches(work_dir: Path, count: int) -> np.ndarray:
     return np.concatenate([np.load(batch_path(work_dir, b), allow_pickle=False) for b in range(count)])
 
 
-
 def claim_work_dir(work_dir: Path, description: dict, is_main: bool, wait: Callable[[], None]) -> None:
     """Keep a work directory for one request only: resuming with other settings would mix two sample sets.
 

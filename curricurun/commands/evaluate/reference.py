@@ -1,8 +1,11 @@
-"""Reference statistics (mean, covariance of features) for FID: a given file, or the recipe's evaluation split.
+"""Reference statistics (mean, covariance of features) for FID and reference features for precision/recall:
+a given file, or the recipe's evaluation split.
 
 The split's statistics are computed once per feature network and cached as safetensors next to the run
 (``evaluate/reference-<split>-<network>-<n>.safetensors``), like the evaluator's precomputed reference batches
-(``VIRTUAL_imagenet256_labeled.npz`` for VAR, VAR README).
+(``VIRTUAL_imagenet256_labeled.npz`` for VAR, VAR README). Precision/recall compares point sets, not Gaussians,
+so it needs the features themselves: cached as ``...-<n>-features.safetensors``; a ``.safetensors`` statistics
+file as ``--reference`` cannot give them.
 """
 
 from __future__ import annotations
@@ -70,3 +73,23 @@ def reference_statistics(recipe, reference: Path | None, extractor, cache_dir: P
     stats = feature_statistics(extract(extractor, split_images(recipe))[0])
     save_statistics(cache, stats)
     return stats
+
+
+def reference_features(recipe, reference: Path | None, extractor, cache_dir: Path, report) -> np.ndarray:
+    """Features ``[N, D]`` of ``--reference`` (.npz images), else of the evaluation split (cached)."""
+    from safetensors.numpy import load_file
+
+    if reference is not None:
+        if reference.suffix == ".safetensors":
+            raise UserError(
+                f"--reference: precision/recall needs reference images (.npz), {reference} holds only mu and sigma"
+            )
+        return extract(extractor, read_npz(reference, field="--reference"))[0]
+    split, limit = recipe.data.eval_split, recipe.data.max_eval_samples
+    cache = cache_dir / f"reference-{split}-{extractor.tag}-{limit or 'all'}-features.safetensors"
+    if cache.is_file():
+        return load_file(str(cache))["features"]
+    report(f"reference features of the {split} split with {extractor.tag} (cached at {cache})")
+    features = np.asarray(extract(extractor, split_images(recipe))[0], dtype=np.float64)
+    save_statistics(cache, {"features": features})
+    return features
