@@ -55,8 +55,13 @@ def evaluate(
         for key, value in sums.items():
             totals[key] = totals.get(key, 0) + value.detach().double()
     summed = _all_reduce_sums(totals, accelerator)
+    fid = {}
+    if recipe.training.eval.generative is not None:  # training.eval.generative: FID of fresh samples, eval mode
+        from curricurun.metrics.in_training import generative_metrics
+
+        fid = generative_metrics(setup, model, eval_data, resolution, samples, recipe, accelerator)
     model.train(was_training)
-    metrics = setup.metrics_from_sums(summed)
+    metrics = {**setup.metrics_from_sums(summed), **fid}
     if with_records is not None:
         metrics.update(with_records.metrics_from_records(_gather_records(records, accelerator)))
     return metrics

@@ -34,6 +34,7 @@ from curricurun.recipe.fields import (
     exactly_one,
     one_default_period,
 )
+from curricurun.recipe.generative_eval import GenerativeEvalConfig
 from curricurun.recipe.optim_sections import LrScalingConfig, OptimConfig, ScheduleConfig
 
 __all__ = [
@@ -56,12 +57,14 @@ __all__ = [
     "TrainingConfig",
 ]
 
+
 class EvalConfig(Section):
     """How often to evaluate; ``every_steps`` replaces the default ``every_epochs: 1.0``; both null: never."""
 
     every_epochs: PositiveFloat | None = 1.0
     every_steps: PositiveInt | None = None
     use_ema: bool = False
+    generative: GenerativeEvalConfig | None = None  # FID at each evaluation (var, pyramid_flow): generative_eval.py
 
     @model_validator(mode="after")
     def _one_period(self) -> EvalConfig:
@@ -206,6 +209,18 @@ class Recipe(Section):
         if lines > 1:
             raise ValueError(f"expected one line (it is shown by `curricurun recipes`), got {lines} lines")
         return description.strip()
+
+    @model_validator(mode="after")
+    def _generative_eval_needs_a_generator(self) -> Recipe:
+        if self.training.eval.generative is not None:
+            from curricurun.setups import get as get_setup
+            from curricurun.setups.base import optional_hooks
+
+            if optional_hooks(get_setup(self.setup.name)).generator is None:
+                raise ValueError(
+                    f"'training.eval.generative' needs a generative setup (var, pyramid_flow), got '{self.setup.name}'"
+                )
+        return self
 
     @model_validator(mode="after")
     def _default_output_dir(self) -> Recipe:
