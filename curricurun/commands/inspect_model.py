@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+
+
+@runtime_checkable
+class FusableModel(Protocol):
+    """A model that re-parametrises for deployment (YOLO-NAS's QARepVGG blocks): ``fuse()`` returns that model."""
+
+    def fuse(self) -> torch.nn.Module: ...
 
 
 def summarize_model(recipe) -> dict[str, Any]:
@@ -17,9 +24,7 @@ def summarize_model(recipe) -> dict[str, Any]:
 
     setup = open_sample_pipeline(recipe).build_setup()
     with torch.device("meta"):
-        model = (
-            setup.build_model() if not getattr(recipe.setup_params, "weights", None) else _build_without_weights(setup)
-        )
+        model = _build_without_weights(setup) if _names_weights(recipe.setup_params) else setup.build_model()
     modules: dict[str, dict[str, int]] = {}
     for name, child in model.named_children():
         modules[name] = _counts(child.parameters())
@@ -27,7 +32,7 @@ def summarize_model(recipe) -> dict[str, Any]:
     if direct:
         modules["(own parameters)"] = _counts(direct)
     summary = {**_counts(model.parameters()), "modules": modules}
-    if callable(getattr(model, "fuse", None)):
+    if isinstance(model, FusableModel):
         # Re-parametrisable models (YOLO-NAS's QARepVGG blocks) deploy fused: the count a user ships.
         summary["fused_parameters"] = _counts(model.fuse().parameters())["parameters"]
     return summary
@@ -39,6 +44,11 @@ def _counts(parameters) -> dict[str, int]:
         total += parameter.numel()
         trainable += parameter.numel() if parameter.requires_grad else 0
     return {"parameters": total, "trainable_parameters": trainable}
+
+
+def _names_weights(params) -> bool:
+    """Whether the setup's recipe section declares ``weights`` (VAR, Pyramid-Flow) and names a file there."""
+    return "weights" in type(params).model_fields and bool(params.weights)
 
 
 def _build_without_weights(setup):

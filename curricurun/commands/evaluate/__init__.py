@@ -90,8 +90,7 @@ def generate_samples(recipe, request: EvaluateRequest, out_npz: Path, report) ->
         raise UserError("--checkpoint: needed to generate samples (or pass --samples FILE.npz)")
     state = PartialState(cpu=not torch.cuda.is_available())
     setup, model = load_generator(recipe, request.checkpoint, request.use_ema, state.device)
-    num_classes = getattr(setup, "num_classes", None) or setup.config.num_classes
-    labels = class_labels(num_classes, request.per_class, request.num_samples)
+    labels = class_labels(setup.num_classes, request.per_class, request.num_samples)
     if not labels:
         raise UserError("--num-samples / --per-class: expected a positive number of samples")
     options = replace(request.options, per_class=1)

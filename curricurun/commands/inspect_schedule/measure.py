@@ -30,8 +30,11 @@ from torch.utils.data import DataLoader
 
 from curricurun.commands.inspect_schedule.cost_model import Repeats, StageMeasurement
 from curricurun.curriculum.base import StageState
+from curricurun.data.labelled_images import crops_on_device
+from curricurun.engine.assembly import build_curriculum
 from curricurun.engine.step_timing import shape_key
 from curricurun.errors import UserError
+from curricurun.setups.base import optional_hooks
 
 WARMUP_STEPS = 2
 REPEATS = 5
@@ -74,14 +77,6 @@ def load_training_split(recipe):
         return setup, setup.load_split(data, data.train_split, data.max_train_samples)
     split = load_recipe_split(data, data.train_split, data.max_train_samples)
     return setup_cls(recipe.setup_params, DataShape(split.channels, split.num_classes, data.image_size)), split
-
-
-def fft_crop_on_device(recipe) -> bool:
-    """Whether the low-frequency crop runs on the device (``method: fft``): the loader then delivers full size."""
-    return any(
-        spec.name == "low_frequency_crop" and getattr(params, "method", "") == "fft"
-        for spec, params in zip(recipe.curriculum or (), recipe.curriculum_params or (), strict=False)
-    )
 
 
 def build_harness(recipe, setup, split, sizes, device: torch.device | None = None) -> Harness:
@@ -143,7 +138,7 @@ def build_harness(recipe, setup, split, sizes, device: torch.device | None = Non
         eraser,
         mixer,
         ema,
-        fft_crop_on_device(recipe),
+        crops_on_device(build_curriculum(recipe)),  # the engine's own rule (labelled_images.crops_on_device)
     )
     if recipe.training.precision == "auto":
         harness.notes.append("training.precision auto: timed in full precision (the launcher decides in training)")
@@ -284,7 +279,7 @@ def _loss(harness: Harness, batch: dict, state: StageState, per_device: int) -> 
         with _precision_context(precision, harness.device):
             return harness.setup.training_loss(harness.model, batch, state)
     except UserError as error:
-        if harness.setup_batch or not hasattr(harness.setup, "measure_batch"):
+        if harness.setup_batch or optional_hooks(harness.setup).measure is None:
             raise
         harness.setup_batch = True
         harness.notes.append(f"the model is timed on the setup's own random batch, not the loader's ({error})")

@@ -154,6 +154,11 @@ class VarSetup:
         return model
 
     @property
+    def num_classes(self) -> int:
+        """Class labels the transformer is conditioned on (the recipe's, else the data's)."""
+        return self.config.num_classes
+
+    @property
     def channels(self) -> int:
         """Image channels: the recipe's, else the data's, else the tokenizer's (loaded for it)."""
         if self.params.in_channels is not None:
