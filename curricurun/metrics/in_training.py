@@ -20,7 +20,8 @@ from curricurun.metrics.extractors import extract, open_extractor
 from curricurun.metrics.npz import to_uint8_nhwc
 from curricurun.metrics.scores import feature_statistics, frechet_distance
 
-_REFERENCE_CACHE: dict[tuple, tuple[object, dict[str, np.ndarray]]] = {}
+# key → (eval_data, extractor, statistics); holding eval_data keeps its id from being reused by another split
+_REFERENCE_CACHE: dict[tuple, tuple[object, object, dict[str, np.ndarray]]] = {}
 
 
 def _reference(config, eval_data, resolution: int, samples, device: torch.device):
@@ -30,13 +31,13 @@ def _reference(config, eval_data, resolution: int, samples, device: torch.device
     from curricurun.images import to_unit_range
 
     key = (config.feature_extractor, id(eval_data), len(eval_data), resolution, str(device))
-    if key not in _REFERENCE_CACHE:
+    if key not in _REFERENCE_CACHE or _REFERENCE_CACHE[key][0] is not eval_data:
         extractor = open_extractor(config.feature_extractor, device)
         dataset = samples.evaluation_dataset(eval_data, resolution, 0, len(eval_data))
         loader = DataLoader(dataset, batch_size=256, collate_fn=samples.collate)
         real = np.concatenate([to_uint8_nhwc(to_unit_range(batch["image"])) for batch in loader])
-        _REFERENCE_CACHE[key] = (extractor, feature_statistics(extract(extractor, real)[0]))
-    return _REFERENCE_CACHE[key]
+        _REFERENCE_CACHE[key] = (eval_data, extractor, feature_statistics(extract(extractor, real)[0]))
+    return _REFERENCE_CACHE[key][1:]
 
 
 @torch.no_grad()
