@@ -7,7 +7,6 @@ no traceback; ``--debug`` shows the traceback. Any other exception is a bug and 
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -172,19 +171,9 @@ def inspect_model(
 
     Example: curricurun inspect-model recipes/demo.yaml --json
     """
-    from curricurun.commands.inspect_model import summarize_model
+    from curricurun.commands.inspect_model import print_summary, summarize_model
 
-    summary = summarize_model(_load(recipe, set_))
-    if as_json:
-        out.print(json.dumps(summary, indent=2), markup=False)
-        return
-    table = Table("module", "parameters", "trainable")
-    for name, counts in summary["modules"].items():
-        table.add_row(name, f"{counts['parameters']:,}", f"{counts['trainable_parameters']:,}")
-    out.print(table)
-    out.print(f"total {summary['parameters']:,} parameters, {summary['trainable_parameters']:,} trainable")
-    if "fused_parameters" in summary:
-        out.print(f"fused for inference (re-parametrised blocks): {summary['fused_parameters']:,} parameters")
+    print_summary(summarize_model(_load(recipe, set_)), out, as_json)
 
 
 @app.command()
@@ -207,18 +196,9 @@ def sample(
     Example: curricurun sample recipes/var_tiny.yaml --checkpoint runs/var_tiny --classes 1,2,3 --cfg 1.5
     --top-k 900 --top-p 0.96 --seed 0 --out grid.png
     """
-    from curricurun.commands.sample import parse_classes, run_sample
-    from curricurun.setups.base import SampleOptions
+    from curricurun.commands.sample import parse_classes, run_sample, sampling_options
 
-    if per_class < 1:
-        raise UserError(f"--per-class: expected a positive integer, got {per_class}")
-    if steps is not None and steps < 1:
-        raise UserError(f"--steps: expected a positive integer, got {steps}")
-    if not 0.0 <= top_p <= 1.0:
-        raise UserError(f"--top-p: expected a value in [0, 1], got {top_p}")
-    if top_k < 0:
-        raise UserError(f"--top-k: expected 0 or a positive integer, got {top_k}")
-    options = SampleOptions(cfg=cfg, top_k=top_k, top_p=top_p, steps=steps, per_class=per_class)
+    options = sampling_options(cfg, top_k, top_p, steps, per_class)
     written = run_sample(_load(recipe, set_), checkpoint, parse_classes(classes), seed, options, out_png, ema)
     out.print(f"wrote {written}")
 
@@ -249,27 +229,13 @@ def evaluate(
     Example: curricurun evaluate recipes/var_tiny.yaml --checkpoint runs/var_tiny --per-class 50 --metrics fid,is
     --feature-extractor runs/demo
     """
-    from curricurun.commands.evaluate import (
-        EvaluateRequest,
-        apply_protocol,
-        format_results,
-        parse_metrics,
-        run_evaluate,
-    )
-    from curricurun.setups.base import SampleOptions
+    from curricurun.commands.evaluate import EvaluateRequest, apply_protocol, format_results, run_evaluate
+    from curricurun.commands.sample import sampling_options
 
-    for name, value in (("--num-samples", num_samples), ("--per-class", per_class), ("--batch-size", batch_size)):
-        if value is not None and value < 1:
-            raise UserError(f"{name}: expected a positive integer, got {value}")
-    if num_samples is not None and per_class is not None:
-        raise UserError("--num-samples / --per-class: give one of them, not both")
-    request = EvaluateRequest(
-        checkpoint, samples, per_class, num_samples if per_class is None else None, parse_metrics(metrics),
-        reference, npz, feature_extractor, seed, batch_size, ema,
-        SampleOptions(cfg=cfg, top_k=top_k, top_p=top_p, steps=steps),
+    request = EvaluateRequest.from_flags(
+        checkpoint, samples, num_samples, per_class, metrics, reference, npz, feature_extractor, seed, batch_size,
+        ema, sampling_options(cfg, top_k, top_p, steps),
     )  # fmt: skip
-    if request.per_class is None and request.num_samples is None:
-        request.num_samples = 1000
     results = run_evaluate(_load(recipe, set_), apply_protocol(request, protocol), out.print)
     for line in format_results(results or {}):
         print(line)

@@ -38,6 +38,24 @@ def summarize_model(recipe) -> dict[str, Any]:
     return summary
 
 
+def print_summary(summary: dict[str, Any], console, as_json: bool) -> None:
+    """The summary as JSON, or a table per top-level module and the totals (and the fused count when there is one)."""
+    import json
+
+    from rich.table import Table
+
+    if as_json:
+        console.print(json.dumps(summary, indent=2), markup=False)
+        return
+    table = Table("module", "parameters", "trainable")
+    for name, counts in summary["modules"].items():
+        table.add_row(name, f"{counts['parameters']:,}", f"{counts['trainable_parameters']:,}")
+    console.print(table)
+    console.print(f"total {summary['parameters']:,} parameters, {summary['trainable_parameters']:,} trainable")
+    if "fused_parameters" in summary:
+        console.print(f"fused for inference (re-parametrised blocks): {summary['fused_parameters']:,} parameters")
+
+
 def _counts(parameters) -> dict[str, int]:
     total = trainable = 0
     for parameter in parameters:

@@ -25,6 +25,19 @@ def parse_classes(text: str) -> list[int]:
     return classes
 
 
+def sampling_options(cfg: float, top_k: int, top_p: float, steps: int | None, per_class: int = 1) -> SampleOptions:
+    """The sampling flags of ``sample`` and ``evaluate``, checked (one line naming the flag on a bad value)."""
+    if per_class < 1:
+        raise UserError(f"--per-class: expected a positive integer, got {per_class}")
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps: expected a positive integer, got {steps}")
+    if not 0.0 <= top_p <= 1.0:
+        raise UserError(f"--top-p: expected a value in [0, 1], got {top_p}")
+    if top_k < 0:
+        raise UserError(f"--top-k: expected 0 or a positive integer, got {top_k}")
+    return SampleOptions(cfg=cfg, top_k=top_k, top_p=top_p, steps=steps, per_class=per_class)
+
+
 def find_weights(checkpoint: Path, use_ema: bool) -> Path:
     """A checkpoint directory or a run directory (its newest checkpoint) → the weights file to sample from."""
     from curricurun.engine.checkpoint import latest_checkpoint

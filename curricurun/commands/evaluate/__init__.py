@@ -42,6 +42,21 @@ class EvaluateRequest:
     use_ema: bool = False
     options: SampleOptions = field(default_factory=SampleOptions)
 
+    @classmethod
+    def from_flags(cls, checkpoint, samples, num_samples, per_class, metrics: str, reference, npz,
+                   feature_extractor: str, seed: int, batch_size: int, use_ema: bool,
+                   options: SampleOptions) -> EvaluateRequest:  # fmt: skip
+        """The request the command line asks for, its counts checked (1,000 images when no count is given)."""
+        for name, value in (("--num-samples", num_samples), ("--per-class", per_class), ("--batch-size", batch_size)):
+            if value is not None and value < 1:
+                raise UserError(f"{name}: expected a positive integer, got {value}")
+        if num_samples is not None and per_class is not None:
+            raise UserError("--num-samples / --per-class: give one of them, not both")
+        if per_class is None and num_samples is None:
+            num_samples = 1000
+        return cls(checkpoint, samples, per_class, num_samples, parse_metrics(metrics), reference, npz,
+                   feature_extractor, seed, batch_size, use_ema, options)  # fmt: skip
+
 
 def parse_metrics(text: str) -> tuple[str, ...]:
     names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
