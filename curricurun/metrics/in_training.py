@@ -48,8 +48,7 @@ def generative_metrics(setup, model, eval_data, resolution: int, samples, recipe
     config = recipe.training.eval.generative
     generator = optional_hooks(setup).generator
     network = accelerator.unwrap_model(model)
-    num_classes = getattr(generator, "num_classes", None) or generator.config.num_classes
-    labels = class_labels(num_classes, None, config.num_samples)
+    labels = class_labels(generator.num_classes, None, config.num_samples)
     options = SampleOptions(cfg=config.cfg)
     batches = [
         to_uint8_nhwc(
