@@ -6,6 +6,7 @@ tests exercise the recipe layer alone; ``test_recipe_real_registries.py`` checks
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from collections.abc import Callable
@@ -74,7 +75,12 @@ FAKE_SETUPS = {
 
 @pytest.fixture
 def fake_registries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Replace both registry modules, as the loader imports them by name, with the fakes above."""
+    """Replace both registry modules, as the loader imports them by name, with the fakes above.
+
+    The loader also imports ``curricurun.setups.base`` (the optional-hook check): imported for real first, so the
+    fake ``curricurun.setups`` (a plain module, not a package) does not hide it when this file runs alone.
+    """
+    importlib.import_module("curricurun.setups.base")
     for module_name, classes in (
         ("curricurun.curriculum.registry", FAKE_CURRICULA),
         ("curricurun.setups", FAKE_SETUPS),
