@@ -69,6 +69,7 @@ bench: install data
 	$(PY) bench/curriculum_speedup.py
 	$(PY) bench/loader_throughput.py
 	$(PY) bench/generative_curricula.py
+	$(PY) bench/forecast_accuracy.py
 
 # What the GPU machine lacks for bench/gpu_check.py (it has torch, accelerate, timm, rich, safetensors, torchmetrics,
 # tensorboard, and no network): pydantic's wheels for CPython 3.10-3.13, and the check's 256 JPEGs, built here from
