@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from curricurun.recipe.fields import Params
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,9 @@ class StageState:
         return out
 
 
-class CurriculumParams(BaseModel):
-    """Base of every curriculum's parameter schema: unknown keys are rejected, values validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan steps: refused, not null
+class CurriculumParams(Params):
+    """Base of every curriculum's parameter schema: unknown keys are rejected, floats finite (.inf/.nan steps are
+    refused, not null), a bool is no number where fields are :data:`~curricurun.recipe.fields.Int` / ``Float``."""
 
 
 class Curriculum:

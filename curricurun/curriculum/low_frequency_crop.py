@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
+from curricurun.recipe.fields import Int
 
 if TYPE_CHECKING:
     import torch
@@ -119,11 +120,11 @@ class LowFrequencyCropParams(CurriculumParams):
     schedule: Literal["et++", "et++_deit", "et++_convnext", "iccv"] = Field(
         "et++", description="Published bandwidth table (ET++ launchers L13-17, ICCV ET_training.py L51)."
     )
-    bandwidths: list[int] | None = Field(
+    bandwidths: list[Int] | None = Field(
         None, description="Your own table of B per equal stage, written for base 224; replaces the schedule's."
     )
-    base_resolution: int = Field(224, gt=0, description="Full training size; tables are scaled from 224.")
-    size_increment: int = Field(32, gt=0, description="Scaled bandwidths are rounded to a multiple of this.")
+    base_resolution: Int = Field(224, gt=0, description="Full training size; tables are scaled from 224.")
+    size_increment: Int = Field(32, gt=0, description="Scaled bandwidths are rounded to a multiple of this.")
     indexed_by: Literal["compute", "epochs"] | None = Field(
         None, description="Axis of the equal stages; default: compute for ET++ tables, epochs for 'iccv'."
     )

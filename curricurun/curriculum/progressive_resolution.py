@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
+from curricurun.recipe.fields import Float, Int
 
 COMPOSER_FIELDS = ("initial_scale", "delay_fraction", "finetune_fraction", "duration_unit", "size_increment")
 FFCV_FIELDS = ("min_res", "max_res", "start_ramp", "end_ramp", "size_increment")
@@ -67,23 +68,23 @@ def stepped_size(position: float, steps: list[tuple[float, int]], full: int) -> 
 
 class ProgressiveResolutionParams(CurriculumParams):
     mode: Literal["composer", "ffcv", "steps"] = Field(description="Which published form of the schedule.")
-    full_resolution: int = Field(gt=0, description="Side of the full-size training image in pixels.")
-    size_increment: int | None = Field(
+    full_resolution: Int = Field(gt=0, description="Side of the full-size training image in pixels.")
+    size_increment: Int | None = Field(
         None, gt=0, description="Sizes are rounded to a multiple of this; default 4 (composer), 32 (ffcv)."
     )
-    initial_scale: float = Field(0.5, gt=0, le=1, description="composer: starting fraction of the full side.")
-    delay_fraction: float = Field(0.5, ge=0, le=1, description="composer: fraction trained at initial_scale.")
-    finetune_fraction: float = Field(0.2, ge=0, le=1, description="composer: final fraction at full size.")
+    initial_scale: Float = Field(0.5, gt=0, le=1, description="composer: starting fraction of the full side.")
+    delay_fraction: Float = Field(0.5, ge=0, le=1, description="composer: fraction trained at initial_scale.")
+    finetune_fraction: Float = Field(0.2, ge=0, le=1, description="composer: final fraction at full size.")
     duration_unit: Literal["steps", "epochs"] = Field(
         "steps",
         description="composer: unit of max_duration. 'epochs' counts completed epochs only, as Composer does "
         "with max_duration in 'ep' (its ResNet-50 recipes).",
     )
-    min_res: int = Field(160, gt=0, description="ffcv: size up to start_ramp.")
-    max_res: int | None = Field(None, gt=0, description="ffcv: size from end_ramp; default full_resolution.")
-    start_ramp: float | None = Field(None, ge=0, description="ffcv: epoch where the ramp starts.")
-    end_ramp: float | None = Field(None, ge=0, description="ffcv: epoch where the ramp ends.")
-    steps: list[tuple[float, int]] | None = Field(
+    min_res: Int = Field(160, gt=0, description="ffcv: size up to start_ramp.")
+    max_res: Int | None = Field(None, gt=0, description="ffcv: size from end_ramp; default full_resolution.")
+    start_ramp: Float | None = Field(None, ge=0, description="ffcv: epoch where the ramp starts.")
+    end_ramp: Float | None = Field(None, ge=0, description="ffcv: epoch where the ramp ends.")
+    steps: list[tuple[Float, Int]] | None = Field(
         None, description="steps: [[until, size], ...]; size while progress < until, full size after the last."
     )
     until_unit: Literal["fraction", "epochs"] = Field(

@@ -16,6 +16,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
+from curricurun.recipe.fields import Float, Int
 
 VAR_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)  # utils/arg_util.py L244-249
 MIN_NEWEST_WEIGHT = 0.01  # prog_wp is clamped to [0.01, 1] (trainer.py L92-99)
@@ -49,15 +50,15 @@ def var_stage(g: float, num_scales: int, pg: float, pg0: int, wp_it: float, max_
 
 
 class ProgressiveScalesParams(CurriculumParams):
-    patch_nums: list[int] = Field(
+    patch_nums: list[Int] = Field(
         default_factory=lambda: list(VAR_256), description="Side of each token map, small to large (VAR's --pn)."
     )
-    pg: float = Field(0.0, ge=0, le=1, description="Fraction of training that is progressive; 0 turns it off.")
-    pg0: int = Field(4, ge=0, description="Index of the largest token map trained at the start (VAR default 4).")
-    pgwp: float | None = Field(
+    pg: Float = Field(0.0, ge=0, le=1, description="Fraction of training that is progressive; 0 turns it off.")
+    pg0: Int = Field(4, ge=0, description="Index of the largest token map trained at the start (VAR default 4).")
+    pgwp: Float | None = Field(
         None, gt=0, description="Epochs over which a new scale's loss weight ramps 0.01→1; default epochs/300."
     )
-    wp: float | None = Field(
+    wp: Float | None = Field(
         None,
         ge=0,
         description="Epochs the first stage is frozen; default: the run's LR warm-up "

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 from curricurun.curriculum.low_frequency_crop import Axis, progress_fraction, stage_index
+from curricurun.recipe.fields import Float
 
 # Magnitude per equal stage (``_ET_pp_main_*.py`` L44-63; ICCV ``ET_training.py`` L64).
 MAGNITUDE_TABLES: dict[str, tuple[float, ...]] = {
@@ -20,16 +21,18 @@ MAGNITUDE_TABLES: dict[str, tuple[float, ...]] = {
 }
 SCHEDULE_AXIS: dict[str, Axis] = {"et++": "compute", "iccv": "epochs", "linear": "compute"}
 MAX_MAGNITUDE = 10  # timm's magnitude scale: level m means m/10 of each op's strongest setting (_LEVEL_DENOM)
+
+
 class RandAugmentRampParams(CurriculumParams):
     schedule: Literal["et++", "iccv", "linear"] = Field(
         "et++",
         description="'et++': m = 0..9, one step per 10%-compute stage; 'iccv': m = 1,3,5,7,9 per fifth of the "
         "epochs; 'linear': m = (t/T)·max_magnitude (the TPAMI text's formula).",
     )
-    magnitudes: list[float] | None = Field(
+    magnitudes: list[Float] | None = Field(
         None, description="Your own magnitude per equal stage (timm scale 0-10); replaces the schedule's table."
     )
-    max_magnitude: float = Field(9.0, ge=0, le=MAX_MAGNITUDE, description="m0 of the 'linear' schedule.")
+    max_magnitude: Float = Field(9.0, ge=0, le=MAX_MAGNITUDE, description="m0 of the 'linear' schedule.")
     indexed_by: Literal["compute", "epochs", "steps"] | None = Field(
         None, description="Axis t/T of the stages or ramp; default: epochs for 'iccv', else compute."
     )

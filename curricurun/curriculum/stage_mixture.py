@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from curricurun.curriculum.base import Curriculum, CurriculumParams, Progress, StageState
 from curricurun.errors import UserError
+from curricurun.recipe.fields import Float, Int
 
 PYRAMID_FLOW_SCALES = (0.25, 0.5, 1.0)  # latent side per stage, lowest first (``pipeline`` L554-570)
 
@@ -49,7 +50,7 @@ def token_balanced_ratios(
 
 
 class StageMixtureParams(CurriculumParams):
-    ratios: list[int] = Field(
+    ratios: list[Int] = Field(
         default_factory=lambda: [1, 2, 1],
         description="Samples per stage in every group of sum(ratios) positions, lowest stage first: "
         "[1, 2, 1] (released code) or [1, 1, 1] (original implementation).",
@@ -59,7 +60,7 @@ class StageMixtureParams(CurriculumParams):
         description="OUR EXTENSION, not in Pyramid-Flow: scale the per-stage sample counts so each stage gets "
         "its ratio of tokens instead of samples (uses stage_scales).",
     )
-    stage_scales: list[float] = Field(
+    stage_scales: list[Float] = Field(
         default_factory=lambda: list(PYRAMID_FLOW_SCALES),
         description="Latent side of each stage relative to the full one (only read by extension_token_balanced).",
     )

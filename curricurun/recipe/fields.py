@@ -47,6 +47,17 @@ def _seed_in_range(seed: int) -> int:
 
 Seed = Annotated[int, Field(ge=0), NotBoolInt, AfterValidator(_seed_in_range)]
 NonEmptyName = Annotated[str, Field(min_length=1)]
+Int = Annotated[int, NotBoolInt]
+Float = Annotated[float, NotBoolFloat]
+"""Numbers of a setup's or curriculum's ``Params``: bounds go on ``Field(...)``, a YAML ``true`` is refused."""
+
+
+class Params(BaseModel):
+    """Base of every setup's and curriculum's ``Params``: unknown keys are errors, floats are finite (no .inf /
+    .nan), and with :data:`Int` / :data:`Float` fields a bool is not a number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, numbers are finite, numbers may stand for strings."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from curricurun.errors import UserError
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.timm_names import unknown_model_message
 
@@ -32,18 +33,16 @@ _SETUP_OWNED_KEYS = {
 }
 
 
-class ClassificationParams(BaseModel):
+class ClassificationParams(Params):
     """Recipe fields of the ``classification`` setup (``setup:`` section, besides ``name``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     model: str = Field(description="timm model name, e.g. resnet18, deit_small_patch16_224")
-    num_classes: int | None = Field(default=None, gt=0, description="default: from the data")
-    in_channels: int | None = Field(default=None, gt=0, description="default: from the data")
+    num_classes: Int | None = Field(default=None, gt=0, description="default: from the data")
+    in_channels: Int | None = Field(default=None, gt=0, description="default: from the data")
     weights: str | None = Field(default=None, description="local .safetensors file to start from")
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
-    drop_path_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
-    drop_rate: float | None = Field(default=None, ge=0.0, lt=1.0)
+    label_smoothing: Float = Field(default=0.0, ge=0.0, lt=1.0)
+    drop_path_rate: Float | None = Field(default=None, ge=0.0, lt=1.0)
+    drop_rate: Float | None = Field(default=None, ge=0.0, lt=1.0)
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra timm.create_model arguments")
 
     @field_validator("model_kwargs")

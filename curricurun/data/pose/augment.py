@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from curricurun.data.pose.geometry import (
     Interpolation,
@@ -35,6 +35,7 @@ from curricurun.data.pose.photometric import (
     reverse_channels,
     shift_hsv,
 )
+from curricurun.recipe.fields import Float, Int, NotBoolFloat, Params
 
 __all__ = [
     "AFFINE_INTERPOLATIONS",
@@ -58,7 +59,7 @@ __all__ = [
     "train_sample",
 ]
 
-Probability = Annotated[float, Field(ge=0, le=1)]
+Probability = Annotated[float, Field(ge=0, le=1), NotBoolFloat]
 
 # SG's affine samples cv2 interpolation codes 0..4 uniformly (``interpolation_mode: [0, 1, 2, 3, 4]``). cv2's
 # warpAffine treats INTER_AREA (3) as INTER_LINEAR (opencv imgwarp.cpp, remap); torch has no Lanczos, so
@@ -66,34 +67,32 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 AFFINE_INTERPOLATIONS: tuple[Interpolation, ...] = ("nearest", "bilinear", "bicubic", "bilinear", "bicubic")
 
 
-class PoseAugmentation(BaseModel):
+class PoseAugmentation(Params):
     """Every knob of SG's pose train pipeline, in pipeline order; the defaults are SG's N/S preset.
 
     Each ``*_prob`` is the chance that the transform runs on a sample; the transforms before mosaic run on each
     of mosaic's four samples independently (SG keypoints_compose.py ``_apply_transforms``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     flip_prob: Probability = Field(default=0.5, description="horizontal flip with the keypoint flip map")
-    brightness: tuple[float, float] = Field(default=(0.8, 1.2), description="gain range on the channel mean")
-    contrast: tuple[float, float] = Field(default=(0.8, 1.2), description="gain range around the channel mean")
+    brightness: tuple[Float, Float] = Field(default=(0.8, 1.2), description="gain range on the channel mean")
+    contrast: tuple[Float, Float] = Field(default=(0.8, 1.2), description="gain range around the channel mean")
     brightness_contrast_prob: Probability = 0.5
     reverse_channels_prob: Probability = Field(default=0.0, description="RGB ↔ BGR swap (M/L preset only)")
-    hsv_gains: tuple[float, float, float] = Field(
+    hsv_gains: tuple[Float, Float, Float] = Field(
         default=(20.0, 20.0, 20.0), description="max shift of hue (cv2 units of 2°), saturation and value (0..255)"
     )
     hsv_prob: Probability = 0.5
     rotate90_prob: Probability = Field(default=0.0, description="rotation by k·90°, k uniform in 0..3 (M/L only)")
-    affine_max_rotation: float = Field(default=5.0, ge=0, description="degrees, uniform in ±max")
-    affine_scale: tuple[float, float] = Field(default=(0.75, 1.5), description="zoom range")
-    affine_max_translate: float = Field(
+    affine_max_rotation: Float = Field(default=5.0, ge=0, description="degrees, uniform in ±max")
+    affine_scale: tuple[Float, Float] = Field(default=(0.75, 1.5), description="zoom range")
+    affine_max_translate: Float = Field(
         default=0.1, ge=0, description="shift of the pivot as a fraction of the side (SG moves the centre)"
     )
     affine_prob: Probability = 0.75
     mosaic_prob: Probability = Field(default=0.5, description="2×2 mosaic with 3 uniformly drawn samples")
-    min_instance_area: float = Field(default=1.0, ge=0, description="drop instances with a smaller area (px²)")
-    min_visible_keypoints: int = Field(default=1, ge=0, description="drop instances with fewer labelled keypoints")
+    min_instance_area: Float = Field(default=1.0, ge=0, description="drop instances with a smaller area (px²)")
+    min_visible_keypoints: Int = Field(default=1, ge=0, description="drop instances with fewer labelled keypoints")
 
     @model_validator(mode="after")
     def _valid_ranges(self) -> PoseAugmentation:

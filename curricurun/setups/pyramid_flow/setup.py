@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from curricurun.curriculum.base import StageState
 from curricurun.curriculum.stage_mixture import stage_columns
 from curricurun.errors import UserError
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.base import DataShape, SampleOptions
 from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.pyramid_flow.dit import DiTConfig, PyramidDiT
@@ -36,47 +37,45 @@ EVAL_NOISE_SEED = 20_241_030
 """Base seed of the evaluation noise: sample i of the eval split always gets the noise of seed base + i."""
 
 
-class PyramidFlowParams(BaseModel):
+class PyramidFlowParams(Params):
     """Recipe fields of the ``pyramid_flow`` setup (``setup:`` section, besides ``name``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    num_classes: int | None = Field(default=None, gt=0, description="default: from the data")
-    in_channels: int | None = Field(default=None, gt=0, description="image channels; default: from the data")
-    image_size: int | None = Field(
+    num_classes: Int | None = Field(default=None, gt=0, description="default: from the data")
+    in_channels: Int | None = Field(default=None, gt=0, description="image channels; default: from the data")
+    image_size: Int | None = Field(
         default=None, gt=0, description="default: data.image_size (needed only when the data is not loaded)"
     )
-    stages: int = Field(default=3, ge=1, le=6, description="pyramid stages K (Pyramid-Flow: 3, sides 1/4, 1/2, 1)")
-    gamma: float = Field(default=1 / 3, gt=0, le=1 / 3, description="scheduler_gamma of the start correction")
-    class_dropout: float = Field(default=0.1, ge=0, lt=1, description="condition dropout for guidance (cfg_rate)")
+    stages: Int = Field(default=3, ge=1, le=6, description="pyramid stages K (Pyramid-Flow: 3, sides 1/4, 1/2, 1)")
+    gamma: Float = Field(default=1 / 3, gt=0, le=1 / 3, description="scheduler_gamma of the start correction")
+    class_dropout: Float = Field(default=0.1, ge=0, lt=1, description="condition dropout for guidance (cfg_rate)")
     latents: Literal["pixel", "vae"] = Field(default="pixel", description="pixel space, or a diffusers AutoencoderKL")
     vae: str | None = Field(default=None, description="hub id of the AutoencoderKL (latents: vae)")
     vae_subfolder: str | None = None
     vae_revision: str | None = None
     vae_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    latent_channels: int | None = Field(default=None, gt=0, description="the VAE's latent channels (SD3/Flux: 16)")
-    vae_downsample: int = Field(default=8, gt=0, description="the VAE's spatial down-sampling factor")
-    latent_shift: float | None = Field(default=None, description="z ← (z − shift)·scale; VAE default: its config")
-    latent_scale: float | None = Field(default=None, gt=0)
+    latent_channels: Int | None = Field(default=None, gt=0, description="the VAE's latent channels (SD3/Flux: 16)")
+    vae_downsample: Int = Field(default=8, gt=0, description="the VAE's spatial down-sampling factor")
+    latent_shift: Float | None = Field(default=None, description="z ← (z − shift)·scale; VAE default: its config")
+    latent_scale: Float | None = Field(default=None, gt=0)
     latent_cache: str | None = Field(
         default=None, description="directory of per-sample latent files (latents: vae; no random augmentation)"
     )
-    hidden_size: int = Field(default=384, gt=0)
-    depth: int = Field(default=12, gt=0)
-    num_heads: int = Field(default=6, gt=0)
-    patch_size: int = Field(default=2, gt=0)
-    mlp_ratio: float = Field(default=4.0, gt=0)
+    hidden_size: Int = Field(default=384, gt=0)
+    depth: Int = Field(default=12, gt=0)
+    num_heads: Int = Field(default=6, gt=0)
+    patch_size: Int = Field(default=2, gt=0)
+    mlp_ratio: Float = Field(default=4.0, gt=0)
     positions: Literal["sincos", "rope"] = "sincos"
     packing: Literal["packed", "unpacked"] = "packed"
     packed_attention: Literal["mask", "flex"] = "mask"
     conditioning: Literal["class", "text"] = "class"
     text_embeddings: str | None = Field(default=None, description="safetensors file: embeddings [N, D], null [D]")
     text_embeddings_per: Literal["class", "sample"] = "class"
-    sample_steps: int = Field(default=20, gt=0, description="Euler steps per stage when sampling (README: 20)")
-    eval_ratios: list[float] = Field(
+    sample_steps: Int = Field(default=20, gt=0, description="Euler steps per stage when sampling (README: 20)")
+    eval_ratios: list[Float] = Field(
         default_factory=lambda: [0.9, 0.5, 0.1], description="within-stage ratios r at which evaluation measures"
     )
-    preview_classes: int = Field(default=10, ge=0, description="sample grid after each evaluation (0: none)")
+    preview_classes: Int = Field(default=10, ge=0, description="sample grid after each evaluation (0: none)")
 
     @model_validator(mode="after")
     def _consistent(self) -> PyramidFlowParams:

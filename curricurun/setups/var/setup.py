@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.base import DataShape, SampleOptions
 from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.var.model import PATCH_NUM_SETS, VarConfig, VarTransformer
@@ -38,10 +39,8 @@ from curricurun.setups.var.tokens import (
 TOKENIZER_CONFIG = "tokenizer.json"  # the vqvae export's configuration file (curricurun/setups/vqvae/tokenizer.py)
 
 
-class VarParams(BaseModel):
+class VarParams(Params):
     """Recipe fields of the ``var`` setup; defaults are VAR's (``utils/arg_util.py:33-81``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tokenizer: str | None = Field(
         default=None,
@@ -53,27 +52,27 @@ class VarParams(BaseModel):
         description="initial weights: a model.safetensors file or a directory holding one (curricurun import-weights "
         "of VAR's var_d16.pth … or a checkpoint); training starts from them",
     )
-    depth: int = Field(default=16, gt=0, description="blocks (VAR --depth)")
-    width: int | None = Field(default=None, gt=0, description="default 64·depth")
-    num_heads: int | None = Field(default=None, gt=0, description="default depth")
-    mlp_ratio: float = Field(default=4.0, gt=0)
-    drop_path_rate: float | None = Field(default=None, ge=0, lt=1, description="default 0.1·depth/24")
+    depth: Int = Field(default=16, gt=0, description="blocks (VAR --depth)")
+    width: Int | None = Field(default=None, gt=0, description="default 64·depth")
+    num_heads: Int | None = Field(default=None, gt=0, description="default depth")
+    mlp_ratio: Float = Field(default=4.0, gt=0)
+    drop_path_rate: Float | None = Field(default=None, ge=0, lt=1, description="default 0.1·depth/24")
     shared_adaln: bool = Field(default=False, description="VAR --saln: one adaLN projection for all blocks")
     attn_l2_norm: bool = Field(default=True, description="VAR --anorm: L2-normalised q/k, learned per-head scale")
-    class_dropout: float = Field(default=0.1, ge=0, lt=1, description="label → unconditional class, for guidance")
-    patch_nums: tuple[int, ...] = Field(
+    class_dropout: Float = Field(default=0.1, ge=0, lt=1, description="label → unconditional class, for guidance")
+    patch_nums: tuple[Int, ...] = Field(
         default=PATCH_NUM_SETS["256"], description="token-map sides, coarse to fine, or VAR's alias 256 / 512 / 1024"
     )
-    vocab_size: int = Field(default=4096, gt=1, description="V: the tokenizer's codebook size")
-    token_channels: int = Field(default=32, gt=0, description="Cvae: the tokenizer's code width")
-    num_classes: int | None = Field(default=None, gt=0, description="default: from the data")
-    in_channels: int | None = Field(default=None, gt=0, description="image channels; default: from the data")
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="VAR --ls")
-    init_std: float = Field(default=-1.0, description="VAR --ini; negative: √(1/(3·width))")
-    init_head: float = Field(default=0.02, ge=0, description="VAR --hd")
-    init_adaln: float = Field(default=0.5, ge=0, description="VAR --aln")
-    init_adaln_gamma: float = Field(default=1e-5, ge=0, description="VAR --alng")
-    preview_classes: int = Field(default=0, ge=0, description="after each evaluation, one sample per class (0: none)")
+    vocab_size: Int = Field(default=4096, gt=1, description="V: the tokenizer's codebook size")
+    token_channels: Int = Field(default=32, gt=0, description="Cvae: the tokenizer's code width")
+    num_classes: Int | None = Field(default=None, gt=0, description="default: from the data")
+    in_channels: Int | None = Field(default=None, gt=0, description="image channels; default: from the data")
+    label_smoothing: Float = Field(default=0.0, ge=0, lt=1, description="VAR --ls")
+    init_std: Float = Field(default=-1.0, description="VAR --ini; negative: √(1/(3·width))")
+    init_head: Float = Field(default=0.02, ge=0, description="VAR --hd")
+    init_adaln: Float = Field(default=0.5, ge=0, description="VAR --aln")
+    init_adaln_gamma: Float = Field(default=1e-5, ge=0, description="VAR --alng")
+    preview_classes: Int = Field(default=0, ge=0, description="after each evaluation, one sample per class (0: none)")
 
     @field_validator("patch_nums", mode="before")
     @classmethod

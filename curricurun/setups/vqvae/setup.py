@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from curricurun.curriculum.base import StageState
 from curricurun.errors import UserError
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.base import DataShape
 from curricurun.setups.from_data import from_recipe_or_data
 from curricurun.setups.vqvae import metrics
@@ -23,42 +24,40 @@ from curricurun.setups.vqvae.quantizer import phi_count, phi_index
 from curricurun.setups.vqvae.vqvae import VAR_PATCH_NUMS, VQVAE, VQVAEConfig
 
 
-class VqvaeParams(BaseModel):
+class VqvaeParams(Params):
     """Recipe fields of the ``vqvae`` setup; the defaults are VAR's ``vae_ch160v4096z32`` (VAR ``train.py:85-98``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     quantizer: Literal["multiscale_residual", "single"] = Field(
         default="multiscale_residual", description="VAR's multi-scale residual quantiser, or classic VQ"
     )
-    in_channels: int | None = Field(default=None, gt=0, description="default: from the data")
-    ch: int = Field(default=160, gt=0, description="base width of the encoder/decoder")
-    ch_mult: tuple[int, ...] = Field(default=(1, 1, 2, 2, 4), min_length=1, description="width per level")
-    num_res_blocks: int = Field(default=2, gt=0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    in_channels: Int | None = Field(default=None, gt=0, description="default: from the data")
+    ch: Int = Field(default=160, gt=0, description="base width of the encoder/decoder")
+    ch_mult: tuple[Int, ...] = Field(default=(1, 1, 2, 2, 4), min_length=1, description="width per level")
+    num_res_blocks: Int = Field(default=2, gt=0)
+    dropout: Float = Field(default=0.0, ge=0.0, lt=1.0)
     attention: bool = Field(default=True, description="self-attention in the deepest level's blocks")
     mid_attention: bool = Field(default=True, description="self-attention in the middle block")
-    norm_groups: int = Field(default=32, gt=0, description="GroupNorm groups (VAR: 32)")
-    z_channels: int = Field(default=32, gt=0, description="Cvae: code vector width")
-    vocab_size: int = Field(default=4096, gt=1, description="V: codebook size")
-    beta: float = Field(default=0.25, ge=0.0, description="commitment weight")
+    norm_groups: Int = Field(default=32, gt=0, description="GroupNorm groups (VAR: 32)")
+    z_channels: Int = Field(default=32, gt=0, description="Cvae: code vector width")
+    vocab_size: Int = Field(default=4096, gt=1, description="V: codebook size")
+    beta: Float = Field(default=0.25, ge=0.0, description="commitment weight")
     z_normalise: bool = Field(default=False, description="cosine nearest code (VAR's using_znorm)")
-    quant_conv_kernel: int = Field(default=3, gt=0)
-    quant_resi: float = Field(default=0.5, ge=-1.0, le=1.0, description="φ ratio r; 0: no φ")
-    share_quant_resi: int = Field(default=4, ge=0, description="0: one φ per scale, 1: one shared, n: n shared")
-    patch_nums: tuple[int, ...] | None = Field(
+    quant_conv_kernel: Int = Field(default=3, gt=0)
+    quant_resi: Float = Field(default=0.5, ge=-1.0, le=1.0, description="φ ratio r; 0: no φ")
+    share_quant_resi: Int = Field(default=4, ge=0, description="0: one φ per scale, 1: one shared, n: n shared")
+    patch_nums: tuple[Int, ...] | None = Field(
         default=None, description="default: VAR's 1..16 (multiscale), the latent side (single)"
     )
-    l1_weight: float = Field(default=0.2, ge=0.0, description="vaex: 0.2")
-    l2_weight: float = Field(default=1.0, ge=0.0, description="vaex: 1.0")
+    l1_weight: Float = Field(default=0.2, ge=0.0, description="vaex: 0.2")
+    l2_weight: Float = Field(default=1.0, ge=0.0, description="vaex: 1.0")
     codebook_update: Literal["gradient", "ema"] = Field(default="gradient", description="VAR: gradient")
-    ema_decay: float = Field(default=0.99, gt=0.0, lt=1.0)
-    ema_epsilon: float = Field(default=1e-5, gt=0.0, description="Laplace smoothing of the EMA counts")
+    ema_decay: Float = Field(default=0.99, gt=0.0, lt=1.0)
+    ema_epsilon: Float = Field(default=1e-5, gt=0.0, description="Laplace smoothing of the EMA counts")
     codebook_init: Literal["uniform", "kmeans"] = Field(default="uniform", description="VAR: uniform ±1/V")
-    kmeans_iterations: int = Field(default=10, gt=0)
+    kmeans_iterations: Int = Field(default=10, gt=0)
     dead_code_restart: bool = Field(default=False)
-    dead_code_threshold: float = Field(default=1.0, gt=0.0, description="running hits per batch below which")
-    pictures: int = Field(default=8, gt=0, le=16, description="images in the reconstruction grid")
+    dead_code_threshold: Float = Field(default=1.0, gt=0.0, description="running hits per batch below which")
+    pictures: Int = Field(default=8, gt=0, le=16, description="images in the reconstruction grid")
 
     @field_validator("ch_mult", "patch_nums")
     @classmethod

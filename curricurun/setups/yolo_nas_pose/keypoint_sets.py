@@ -8,10 +8,12 @@ This is the documented format for custom keypoint data (a recipe's ``setup.keypo
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from curricurun.recipe.fields import Float, Int, Params
 
 
-class KeypointSet(BaseModel):
+class KeypointSet(Params):
     """A keypoint definition.
 
     Attributes:
@@ -25,12 +27,10 @@ class KeypointSet(BaseModel):
         names: optional names, used in pictures and error messages.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    num_keypoints: int = Field(gt=0)
-    flip_map: list[int]
-    oks_sigmas: list[float]
-    skeleton: list[tuple[int, int]] = Field(default_factory=list)
+    num_keypoints: Int = Field(gt=0)
+    flip_map: list[Int]
+    oks_sigmas: list[Float]
+    skeleton: list[tuple[Int, Int]] = Field(default_factory=list)
     names: list[str] | None = None
 
     @model_validator(mode="after")

@@ -13,26 +13,25 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.yolo_nas_pose.assigner import OKS_AREA_FACTOR, assign
 from curricurun.setups.yolo_nas_pose.head import PoseHeadOutput, decode_boxes, decode_keypoints
 from curricurun.setups.yolo_nas_pose.targets import PoseTargets
 
 
-class PoseLossWeights(BaseModel):
+class PoseLossWeights(Params):
     """Loss weights and assigner settings (recipe ``setup.loss``); defaults are SG's N/S recipe values."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    classification: float = Field(default=1.0, ge=0)
-    iou: float = Field(default=2.5, ge=0)
-    dfl: float = Field(default=0.01, ge=0)
-    pose_classification: float = Field(default=1.0, ge=0)
-    pose_regression: float = Field(default=34.0, ge=0)
-    assigner_topk: int = Field(default=13, gt=0)
-    assigner_alpha: float = 1.0
-    assigner_beta: float = 6.0
+    classification: Float = Field(default=1.0, ge=0)
+    iou: Float = Field(default=2.5, ge=0)
+    dfl: Float = Field(default=0.01, ge=0)
+    pose_classification: Float = Field(default=1.0, ge=0)
+    pose_regression: Float = Field(default=34.0, ge=0)
+    assigner_topk: Int = Field(default=13, gt=0)
+    assigner_alpha: Float = 1.0
+    assigner_beta: Float = 6.0
     multiply_by_pose_oks: bool = True
 
 

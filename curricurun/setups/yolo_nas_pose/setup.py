@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from curricurun.curriculum.base import StageState
 from curricurun.data.pose.augment import PRESETS as AUGMENTATION_PRESETS
@@ -24,6 +24,7 @@ from curricurun.data.pose.augment import PoseAugmentation, eval_sample, train_sa
 from curricurun.data.pose.coco import KeypointData, load_keypoint_split
 from curricurun.data.pose.keypoints import PoseSample
 from curricurun.data.setup_samples import refuse_classification_options
+from curricurun.recipe.fields import Float, Int, Params
 from curricurun.setups.base import DataShape
 from curricurun.setups.yolo_nas_pose.keypoint_sets import PRESETS, KeypointSet
 from curricurun.setups.yolo_nas_pose.loss import PoseLossWeights, pose_loss
@@ -35,16 +36,14 @@ from curricurun.setups.yolo_nas_pose.targets import PoseTargets, stack_targets
 LOSS_NAMES = ("loss_cls", "loss_iou", "loss_dfl", "loss_pose_cls", "loss_pose_reg", "loss")
 
 
-class YoloNasPoseParams(BaseModel):
+class YoloNasPoseParams(Params):
     """Recipe fields of the ``yolo_nas_pose`` setup (``setup:`` section, besides ``name``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     size: Literal["n", "s", "m", "l"] = Field(description="YOLO-NAS-Pose variant (SG arch_params)")
     keypoints: Literal["coco_person", "ibug_face_68"] | KeypointSet = Field(
         default="coco_person", description="a preset name or a full keypoint set (num_keypoints, flip_map, ...)"
     )
-    in_channels: int = Field(default=3, gt=0)
+    in_channels: Int = Field(default=3, gt=0)
     augmentation: Literal["sg_mosaic", "sg_mosaic_heavy", "none"] | PoseAugmentation = Field(
         default="sg_mosaic",
         description="train pipeline: SG's N/S preset, the M/L 'heavy' preset, none, or every knob spelled out",
@@ -53,10 +52,10 @@ class YoloNasPoseParams(BaseModel):
         default="mask_as_normal", description="SG crowd_annotations_action of the train split (val: no_action)"
     )
     loss: PoseLossWeights = Field(default_factory=PoseLossWeights)
-    confidence: float = Field(default=0.01, ge=0, le=1, description="pose score threshold before NMS")
-    nms_iou: float = Field(default=0.7, gt=0, le=1)
-    pre_nms: int = Field(default=300, gt=0, description="best-scoring boxes kept before NMS")
-    max_poses: int = Field(default=30, gt=0, description="poses kept per image after NMS")
+    confidence: Float = Field(default=0.01, ge=0, le=1, description="pose score threshold before NMS")
+    nms_iou: Float = Field(default=0.7, gt=0, le=1)
+    pre_nms: Int = Field(default=300, gt=0, description="best-scoring boxes kept before NMS")
+    max_poses: Int = Field(default=30, gt=0, description="poses kept per image after NMS")
     weights: str | None = Field(default=None, description="local .safetensors file to start from")
 
     @property
