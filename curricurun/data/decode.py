@@ -9,6 +9,10 @@ format (a pipeline draws its crop there), but only a JPEG is then decoded at a r
 against simplejpeg and ``torchvision.io.decode_jpeg`` in bench/loader_throughput.py: ``draft`` needs no extra
 dependency and returns the PIL picture timm's transforms take.
 
+Optional torchvision decode (issue 15): :func:`encoded_jpeg` returns a stored JPEG's bytes without decoding them
+and :func:`decode_jpeg_tensor` decodes them with ``torchvision.io.decode_jpeg`` on ``cpu`` (libjpeg-turbo) or
+``cuda`` (nvJPEG) into a uint8 ``[3, H, W]`` tensor; it has no reduced scale, so ``reduced_decode`` does not apply.
+
 A file that cannot be decoded (not an image, truncated) raises :class:`CorruptImageError`: a
 :class:`~curricurun.errors.UserError` whose one line names the file and its index in the split.
 """
@@ -19,10 +23,14 @@ import io
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from curricurun.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 Fit = Callable[[Image.Image], "tuple[int, int] | None"]
 
@@ -70,3 +78,46 @@ def draft_request(full: tuple[int, int], box: tuple[float, float, float, float],
     if factor < 2.0:
         return None
     return math.ceil(width / factor), math.ceil(height / factor)
+
+
+class _Encoded(Exception):  # noqa: N818 - not an error: carries the bytes out of the fit hook, decoding nothing
+    def __init__(self, raw: bytes, name: str) -> None:
+        super().__init__(name)
+        self.raw, self.name = raw, name
+
+
+def encoded_jpeg(data: Any, index: int) -> tuple[bytes, str] | None:
+    """The stored bytes of image ``index`` and the name errors call it, when it is a JPEG file or JPEG bytes.
+
+    ``None`` for any other format and for images held decoded (IDX arrays, array columns). The bytes are read
+    through :meth:`ImageClassificationData.picture`'s ``fit`` hook, which sees the opened file before any pixel is
+    decoded; the hook then leaves by an exception, so PIL never decodes it. A file whose header PIL cannot read
+    raises :class:`CorruptImageError` there, as on the PIL path.
+    """
+
+    def grab(picture: Image.Image) -> tuple[int, int] | None:
+        if picture.format != "JPEG" or picture.fp is None:
+            return None
+        picture.fp.seek(0)
+        raw = picture.fp.read()
+        name = picture.filename or f"row {index}"
+        picture.close()
+        raise _Encoded(raw, str(name))
+
+    try:
+        data.picture(index, grab)
+    except _Encoded as encoded:
+        return encoded.raw, encoded.name
+    return None
+
+
+def decode_jpeg_tensor(raw: bytes, name: str, index: int, device: str) -> torch.Tensor:
+    """``torchvision.io.decode_jpeg`` of ``raw`` to a uint8 RGB ``[3, H, W]`` tensor on ``device``; one-line errors."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    encoded = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    try:
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as error:  # "decode_jpeg, <source file:line>, <reason>"
+        raise _corrupt(RuntimeError(str(error).split(", ", 2)[-1]), name, index) from None

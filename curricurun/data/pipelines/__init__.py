@@ -47,6 +47,8 @@ def build(spec: Any, augment: Any = None, data: Any = None) -> Pipeline:
         return cls(validated, augment)
     if data is not None:
         require_rgb(data, name)
+        if name == "imagenet":
+            validated.require_decode_device()  # decode_device: cuda without CUDA, one line before any sample
     return cls(validated)
 
 
@@ -56,14 +58,19 @@ def describe(data: Any) -> str:
 
 
 def augment_conflicts(data: Any) -> list[tuple[tuple[str, ...], str]]:
-    """``data.augment`` per-sample fields set for a pipeline that does not read them, as validate problems."""
+    """``data.augment`` per-sample fields set for a pipeline that does not read them, and ``decode_device: cuda``
+    with DataLoader workers (forked workers cannot use CUDA), as validate problems."""
     from curricurun.recipe.schema import AugmentConfig
 
     name = data.pipeline.name
     if name == DEFAULT:
         return []
+    problems: list[tuple[tuple[str, ...], str]] = []
+    if data.pipeline.params.get("decode_device") == "cuda" and data.num_workers > 0:
+        message = f"decode_device 'cuda' (data.pipeline) decodes in the main process: needs 0, found {data.num_workers}"
+        problems.append((("data", "num_workers"), message))
     defaults = AugmentConfig()
-    return [
+    return problems + [
         (
             ("data", "augment", field),
             f"the '{name}' pipeline does not read it; set its own parameter under data.pipeline",

@@ -84,16 +84,24 @@ def seeded_library_rngs(seed: int) -> Iterator[None]:
             torch.set_rng_state(saved[2])
 
 
-def to_normalised_tensor(picture: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """torchvision's ``ToTensor`` then ``Normalize``, the same float operations in the same order (bit-equal)."""
+def to_normalised_tensor(
+    picture: Image.Image | torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """torchvision's ``ToTensor`` then ``Normalize``, the same float operations in the same order (bit-equal).
+
+    ``picture`` is a PIL picture or a uint8 ``[C, H, W]`` tensor (on any device: the arithmetic runs there).
+    """
     import numpy as np
     import torch
 
-    array = np.array(picture)  # writable (torch.from_numpy shares it), as ToTensor copies
-    pixels = torch.from_numpy(array[:, :, None] if array.ndim == 2 else array).permute(2, 0, 1).contiguous()
+    if isinstance(picture, torch.Tensor):
+        pixels = picture
+    else:
+        array = np.array(picture)  # writable (torch.from_numpy shares it), as ToTensor copies
+        pixels = torch.from_numpy(array[:, :, None] if array.ndim == 2 else array).permute(2, 0, 1).contiguous()
     values = pixels.float().div_(255)
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=values.device).view(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=values.device).view(-1, 1, 1)
     return values.sub_(mean_t).div_(std_t)
 
 

@@ -20,6 +20,15 @@ That is the default (``augment_at: base``). Two cheaper options, both off the re
 
 Eval, as timm's ``transforms_imagenet_eval``: resize the short side to ``floor(size / crop_pct)`` (bicubic),
 centre-crop ``size``, ``ToTensor``, ``Normalize``.
+
+``decode: torchvision`` (issue 15) decodes JPEGs with ``torchvision.io.decode_jpeg`` on ``decode_device`` (``cpu``
+or ``cuda``, nvJPEG) instead of PIL. The crop + resize (torchvision ``resized_crop``, antialiased, on the uint8
+tensor), the flip and ``Normalize`` then run on that device; timm's RandAugment and ET++'s Lanczos resize need PIL,
+so when they apply the crop comes back to the host for them. The sample is returned on the host (the loader's
+pinned batches). Not PIL's bytes: the decoders and resamplers differ by a few grey levels (tests/data/
+test_torchvision_decode.py measures it); ``reduced_decode`` does not apply (decode_jpeg has no DCT scaling) and
+non-JPEG files take the PIL path. ``cuda`` needs ``data.num_workers: 0`` (forked DataLoader workers cannot use CUDA;
+validate says so) and a CUDA device (refused with one line when the training data is loaded).
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curricurun.data.pipelines.base import (
     IMAGENET_MEAN,
@@ -65,6 +74,25 @@ class ImagenetParams(PipelineParams):
         "B and augment there (a deviation from ET++, cheaper).",
     )
     reduced_decode: bool = Field(True, description="Decode JPEGs at 1/2-1/8 scale where the crop allows it.")
+    decode: Literal["pil", "torchvision"] = Field(
+        "pil", description="'pil': PIL, with reduced_decode; 'torchvision': torchvision.io.decode_jpeg, decode_device."
+    )
+    decode_device: Literal["cpu", "cuda"] = Field("cpu", description="Where decode: torchvision decodes and crops.")
+
+    @model_validator(mode="after")
+    def _device_needs_torchvision(self) -> ImagenetParams:
+        if self.decode_device != "cpu" and self.decode != "torchvision":
+            raise ValueError(f"decode_device '{self.decode_device}' needs decode: torchvision (PIL decodes on the CPU)")
+        return self
+
+    def require_decode_device(self) -> None:
+        """Refuse ``decode_device: cuda`` with one line where no CUDA device is present (validate does not check)."""
+        import torch
+
+        from curricurun.errors import UserError
+
+        if self.decode_device == "cuda" and not torch.cuda.is_available():
+            raise UserError("data.pipeline.decode_device: 'cuda' needs a CUDA device, none is present; use 'cpu'")
 
 
 class ImagenetPipeline:
@@ -83,7 +111,12 @@ class ImagenetPipeline:
         return (
             f"imagenet: RandomResizedCrop(scale={p.scale[0]:g}-{p.scale[1]:g}, {p.interpolation}) → flip {p.hflip:g} → "
             f"timm RandAugment n={p.num_ops}{augment} mstd={p.magnitude_std:g} at {p.augment_at} → Lanczos to B → "
-            f"ImageNet mean/std; eval crop_pct {p.crop_pct:g}; reduced decode {'on' if p.reduced_decode else 'off'}"
+            f"ImageNet mean/std; eval crop_pct {p.crop_pct:g}; "
+            + (
+                f"torchvision decode on {p.decode_device}"
+                if p.decode == "torchvision"
+                else f"reduced decode {'on' if p.reduced_decode else 'off'}"
+            )
         )
 
     def train_sample(
@@ -106,25 +139,29 @@ class ImagenetPipeline:
         side = bandwidth if bandwidth is not None and bandwidth < resolution else resolution
         crop_side = side if p.augment_at == "stage" else resolution
         with seeded_library_rngs(seed):
-            chosen: list[tuple[int, int, int, int]] = []
+            picture = self._tensor_crop(data, index, crop_side)
+            if picture is None:
+                chosen: list[tuple[int, int, int, int]] = []
 
-            def fit(picture: Image.Image) -> tuple[int, int] | None:
-                chosen.append(self._crop_box(picture))
-                return draft_request(picture.size, chosen[0], crop_side) if p.reduced_decode else None
+                def fit(picture: Image.Image) -> tuple[int, int] | None:
+                    chosen.append(self._crop_box(picture))
+                    return draft_request(picture.size, chosen[0], crop_side) if p.reduced_decode else None
 
-            picture, full = data.picture(index, fit)
-            box = chosen[0] if chosen else self._crop_box(picture)
-            picture = _resized_crop(picture, full, box, crop_side, _pil_filter(p.interpolation))
+                picture, full = data.picture(index, fit)
+                box = chosen[0] if chosen else self._crop_box(picture)
+                picture = _resized_crop(picture, full, box, crop_side, _pil_filter(p.interpolation))
             if p.hflip > 0:
                 import torch
 
                 if torch.rand(1) < p.hflip:  # torchvision RandomHorizontalFlip's draw
-                    picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                    picture = _flip(picture)
+            if magnitude is not None or crop_side != side:
+                picture = _to_pil(picture)  # timm's RandAugment and the Lanczos resize take PIL (on the host)
             if magnitude is not None:
                 picture = self._augment(magnitude)(picture)
             if crop_side != side:  # ET++: transforms.Resize(B, LANCZOS) after RandAugment (datasets_buffer.py L75-82)
                 picture = picture.resize((side, side), Image.Resampling.LANCZOS)
-        return to_normalised_tensor(picture, p.mean, p.std)
+        return to_normalised_tensor(picture, p.mean, p.std).cpu()
 
     def eval_sample(self, data: ImageClassificationData, index: int, resolution: int) -> torch.Tensor:
         """timm's eval transform: short side to ``floor(resolution / crop_pct)``, centre crop, normalise."""
@@ -134,13 +171,45 @@ class ImagenetPipeline:
         p = self.params
         require_rgb(data, self.name)
         short = math.floor(resolution / p.crop_pct)
-        picture, _ = data.picture(index)  # always a full decode: evaluation stays the reference's
+        picture = self._decoded_tensor(data, index)
+        if picture is None:
+            picture, _ = data.picture(index)  # always a full decode: evaluation stays the reference's
         mode = InterpolationMode.BICUBIC if p.interpolation == "bicubic" else InterpolationMode.BILINEAR
-        picture = tvf.resize(picture, [short], interpolation=mode)
+        picture = tvf.resize(picture, [short], interpolation=mode, antialias=True)
         picture = tvf.center_crop(picture, [resolution, resolution])
-        return to_normalised_tensor(picture, p.mean, p.std)
+        return to_normalised_tensor(picture, p.mean, p.std).cpu()
 
-    def _crop_box(self, picture: Image.Image) -> tuple[int, int, int, int]:
+    def _decoded_tensor(self, data: ImageClassificationData, index: int) -> torch.Tensor | None:
+        """With ``decode: torchvision``, the JPEG decoded to a uint8 tensor on ``decode_device``; else ``None``."""
+        from curricurun.data.decode import decode_jpeg_tensor, encoded_jpeg
+
+        p = self.params
+        found = encoded_jpeg(data, index) if p.decode == "torchvision" else None
+        if found is None:
+            return None
+        if p.decode_device == "cuda":
+            from torch.utils.data import get_worker_info
+
+            from curricurun.errors import UserError
+
+            p.require_decode_device()
+            if get_worker_info() is not None:
+                raise UserError("data.pipeline.decode_device: 'cuda' decodes in the main process; set num_workers: 0")
+        return decode_jpeg_tensor(found[0], found[1], index, p.decode_device)
+
+    def _tensor_crop(self, data: ImageClassificationData, index: int, side: int) -> torch.Tensor | None:
+        """The torchvision path's crop: timm's box drawn on the decoded tensor, ``resized_crop`` to ``side``."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as tvf
+
+        image = self._decoded_tensor(data, index)
+        if image is None:
+            return None
+        left, top, right, bottom = self._crop_box(image)
+        mode = InterpolationMode.BICUBIC if self.params.interpolation == "bicubic" else InterpolationMode.BILINEAR
+        return tvf.resized_crop(image, top, left, bottom - top, right - left, [side, side], mode, antialias=True)
+
+    def _crop_box(self, picture: Image.Image | torch.Tensor) -> tuple[int, int, int, int]:
         """timm's ``RandomResizedCropAndInterpolation.get_params`` (python ``random``) as (left, top, right, bottom)."""
         from timm.data.transforms import RandomResizedCropAndInterpolation
 
@@ -165,6 +234,22 @@ class ImagenetPipeline:
         return self._augments[magnitude]
 
 
+def _flip(picture: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+    from PIL import Image
+
+    if isinstance(picture, Image.Image):
+        return picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return picture.flip(-1)
+
+
+def _to_pil(picture: Image.Image | torch.Tensor) -> Image.Image:
+    from PIL import Image
+
+    if isinstance(picture, Image.Image):
+        return picture
+    return Image.fromarray(picture.permute(1, 2, 0).cpu().numpy())
+
+
 def _pil_filter(interpolation: str) -> Any:
     from PIL import Image
 
@@ -184,5 +269,3 @@ def _resized_crop(
     scale_x, scale_y = picture.size[0] / full[0], picture.size[1] / full[1]
     scaled = (box[0] * scale_x, box[1] * scale_y, box[2] * scale_x, box[3] * scale_y)
     return picture.resize((side, side), resample, box=scaled)
-
-
