@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Protocol, runtime_checkable
 
-import torch
-
 from curricurun.data.sample_pipeline import BatchSteps
 from curricurun.data.staged import EvalDataset, StagedDataset, collate
 from curricurun.errors import UserError
@@ -66,7 +64,7 @@ class LabelledImages:
         return collate(samples)
 
     def batch_steps(self, plan, curriculum, per_device: int, world_size: int, train_split) -> BatchSteps:
-        """Erasing and replay on the host, the FFT crop and Mixup/CutMix on the device; user errors before training."""
+        """Erasing on the host (replay after it), the FFT crop and Mixup/CutMix on the device; user errors first."""
         from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
         from curricurun.data.mixing import erase_batch, mix_batch
         from curricurun.data.replay import ReplayStages
@@ -77,12 +75,8 @@ class LabelledImages:
         fft = crops_on_device(curriculum)
 
         def host(batch: dict, step: int, seed: int) -> dict:
-            # Erasing first: a replayed sample keeps its erasing, as in ET++ where it is part of the loader.
-            if eraser is not None:
-                batch = erase_batch(batch, eraser, seed)
-            if replay is not None:
-                batch = replay.combine(step, batch, torch.Generator().manual_seed(seed))
-            return batch
+            # Before replay (TrainingBatches): a replayed sample keeps its erasing, as in ET++ (part of the loader).
+            return erase_batch(batch, eraser, seed)
 
         def device(batch: dict, state, seed: int) -> dict:
             if fft and state.bandwidth is not None:
@@ -99,7 +93,7 @@ class LabelledImages:
                 return (None if fft else state.bandwidth) or state.resolution or data.image_size
 
             lines = replay.host_ram_lines(train_split.channels, side)
-        return BatchSteps(replay, not fft, host, device, tuple(lines))
+        return BatchSteps(replay, not fft, host if eraser is not None else None, device, tuple(lines))
 
 
 @runtime_checkable

@@ -26,9 +26,10 @@ class BatchSteps:
     """What a training micro-batch goes through after the loader, and how the loader sizes its samples.
 
     Attributes:
-        replay: the replay stages (``data.replay``): the loader then yields only each batch's fresh samples.
+        replay: the replay stages (``data.replay``): the loader then yields only each batch's fresh samples, and
+            :class:`TrainingBatches` adds the replayed ones after ``host``.
         loader_applies_bandwidth: False when the low-frequency crop runs on the device batch instead.
-        host: ``host(batch, step, seed)`` on the host batch (random erasing, replay), or None.
+        host: ``host(batch, step, seed)`` on the host batch before replay (random erasing), or None.
         device: ``device(batch, state, seed)`` on the device batch (FFT crop, Mixup/CutMix), or None.
         start_lines: lines printed when training starts (the replay buffers' host RAM).
     """
@@ -62,18 +63,29 @@ class SamplePipeline(Protocol):
         """The host and device steps of training batches (user errors here come before anything is written)."""
 
 
-def open_sample_pipeline(recipe) -> SamplePipeline:
-    """The recipe's sample pipeline: the setup's own samples when it serves them, else labelled images."""
+def open_sample_pipeline(recipe, setup: Any = None) -> SamplePipeline:
+    """The recipe's sample pipeline: the setup's own samples when it serves them, else labelled images.
+
+    ``setup``: an already built setup of the recipe (a setup that serves its own data is then not built again).
+    """
     from curricurun.setups import get as get_setup
 
     setup_cls = get_setup(recipe.setup.name)
     if optional_hooks(setup_cls).own_data is not None:  # pose: the setup reads its own annotation format
         from curricurun.data.setup_samples import SetupSamples
 
-        return SetupSamples(setup_cls(recipe.setup_params, None), recipe.data)
+        return SetupSamples(setup if setup is not None else setup_cls(recipe.setup_params, None), recipe.data)
     from curricurun.data.labelled_images import LabelledImages
 
     return LabelledImages(recipe, setup_cls)
+
+
+def open_training_split(recipe) -> tuple[SamplePipeline, Any, Any]:
+    """The pipeline, the training split (``data.train_split``, ``data.max_train_samples``) and the setup built on
+    it: what ``train`` and ``inspect-schedule --measure`` read, in this order."""
+    samples = open_sample_pipeline(recipe)
+    split = samples.load_split(recipe.data.train_split, recipe.data.max_train_samples)
+    return samples, split, samples.build_setup(split)
 
 
 class TrainingBatches:
@@ -108,13 +120,17 @@ class TrainingBatches:
         self._batches = iter(loader)
 
     def next(self, step: int, state, seed: int) -> dict[str, Any]:
-        """The next micro-batch of ``step``: host steps, to the device, device steps."""
+        """The next micro-batch of ``step``: host steps, replay, to the device, device steps."""
+        import torch
+
         from curricurun.data.staged import checked_batch
         from curricurun.engine.device import to_device
 
         batch = checked_batch(next(self._batches), self._skipped)
         if self.steps.host is not None:
             batch = self.steps.host(batch, step, seed)
+        if self.steps.replay is not None:  # after erasing: a replayed sample keeps its erasing, as in ET++
+            batch = self.steps.replay.combine(step, batch, torch.Generator().manual_seed(seed))
         batch = to_device(batch, self.device, self.channels_last)
         if self.steps.device is not None:
             batch = self.steps.device(batch, state, seed)

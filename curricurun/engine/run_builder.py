@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from curricurun.data.sample_pipeline import BatchSteps, SamplePipeline, TrainingBatches, open_sample_pipeline
+from curricurun.data.sample_pipeline import BatchSteps, SamplePipeline, TrainingBatches, open_training_split
 from curricurun.data.setup_samples import check_split_size
 from curricurun.engine.assembly import BatchSizes, batch_sizes, build_curriculum, build_learning_rate, build_plan
 from curricurun.engine.checkpoint import remove_stale_temporaries, resolve_resume_path
@@ -105,10 +105,8 @@ def build_run(recipe, resolved, output_dir, resume, stop_after_steps, resume_cha
     reporter = Reporter(run_dir, accelerator, accelerator.is_main_process, bool(recipe.training.log_with))
 
     data = recipe.data
-    samples = open_sample_pipeline(recipe)
-    train_data = samples.load_split(data.train_split, data.max_train_samples)
+    samples, train_data, setup = open_training_split(recipe)  # as inspect-schedule --measure reads it
     eval_data = samples.load_split(data.eval_split, data.max_eval_samples) if data.eval_split else None
-    setup = samples.build_setup(train_data)
     refuse_exporting_setups(recipe.training.fsdp, recipe.setup.name, optional_hooks(setup).exporter)
     if eval_data is not None:
         check_split_size(eval_data, world_size, "eval_split")

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from curricurun.commands.inspect_schedule.cost_model import Repeats, StageMeasurement
 from curricurun.curriculum.base import StageState
-from curricurun.data.labelled_images import crops_on_device
+from curricurun.data.sample_pipeline import BatchSteps, SamplePipeline, open_sample_pipeline, open_training_split
 from curricurun.engine.assembly import build_curriculum
 from curricurun.engine.step_timing import shape_key
 from curricurun.errors import UserError
@@ -49,47 +49,37 @@ class Harness:
     setup: Any
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    dataset: Any
-    collate: Any
+    samples: SamplePipeline  # the engine's sample pipeline (open_sample_pipeline)
+    dataset: Any  # samples.training_dataset(split)
+    steps: BatchSteps  # samples.batch_steps(...): the host and device steps of a training micro-batch
     accumulation: int
     per_device: int
     world_size: int
     device: torch.device
-    eraser: Any = None
-    mixer: Any = None
     ema: Any = None
-    fft_on_device: bool = False
     setup_batch: bool = False  # the model is timed on ``setup.measure_batch`` (see :func:`_loss`)
     notes: list[str] = field(default_factory=list)
 
 
 def load_training_split(recipe):
-    """The setup and the training split, loaded as ``train`` loads them (a setup with its own data reads it)."""
-    from curricurun.data.setup_samples import owns_data
-    from curricurun.data.sources import load_recipe_split
-    from curricurun.setups import get as get_setup
-    from curricurun.setups.base import DataShape
-
-    data = recipe.data
-    setup_cls = get_setup(recipe.setup.name)
-    if owns_data(setup_cls):
-        setup = setup_cls(recipe.setup_params, None)
-        return setup, setup.load_split(data, data.train_split, data.max_train_samples)
-    split = load_recipe_split(data, data.train_split, data.max_train_samples)
-    return setup_cls(recipe.setup_params, DataShape(split.channels, split.num_classes, data.image_size)), split
+    """The setup and the training split, read through the engine's call (``open_training_split``, as ``train``)."""
+    _, split, setup = open_training_split(recipe)
+    return setup, split
 
 
 def build_harness(recipe, setup, split, sizes, device: torch.device | None = None) -> Harness:
-    """The model, optimizer, EMA, dataset and batch augmentations of the recipe (seeded by ``recipe.seed``)."""
-    from curricurun.data import pipelines
-    from curricurun.data.mixing import build_mixup, build_random_erasing
-    from curricurun.data.setup_samples import SetupTrainingDataset, owns_data
-    from curricurun.data.staged import StagedDataset, collate
+    """The model, optimizer and EMA of the recipe (seeded by ``recipe.seed``); the dataset, collate and batch
+    steps from the engine's sample pipeline, as ``engine/run_builder.py`` asks for them."""
+    from curricurun.engine.assembly import build_plan
     from curricurun.engine.optimizers import build_optimizer
     from curricurun.param_groups import split_decay_groups
 
-    data, optim = recipe.data, recipe.optim
+    optim = recipe.optim
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    samples = open_sample_pipeline(recipe, setup)
+    curriculum = build_curriculum(recipe)
+    plan = build_plan(recipe, len(split), sizes.world_size, curriculum)
+    steps = samples.batch_steps(plan, curriculum, sizes.per_device, sizes.world_size, split)
     torch.manual_seed(recipe.seed)
     model = setup.build_model().to(device)
     optimizer = build_optimizer(
@@ -104,45 +94,13 @@ def build_harness(recipe, setup, split, sizes, device: torch.device | None = Non
     if recipe.training.compile:
         model = torch.compile(model)
     model.train()
-    if owns_data(setup):
-        dataset, collate_fn, eraser, mixer = (
-            SetupTrainingDataset(setup, split, data.image_size),
-            setup.collate,
-            None,
-            None,
-        )
-    else:
-        pipeline = pipelines.build(data.pipeline, data.augment, split)
-        dataset, collate_fn = StagedDataset(split, pipeline, data.image_size, data.corrupt_images == "skip"), collate
-        augment = data.augment
-        eraser = build_random_erasing(augment.random_erasing, augment.random_erasing_mode, augment.random_erasing_count)
-        mixer = build_mixup(
-            augment.mixup,
-            augment.cutmix,
-            split.num_classes,
-            augment.mixup_prob,
-            augment.mixup_switch_prob,
-            augment.mixup_mode,
-        )
     harness = Harness(
-        recipe,
-        setup,
-        model,
-        optimizer,
-        dataset,
-        collate_fn,
-        sizes.accumulation,
-        sizes.per_device,
-        sizes.world_size,
-        device,
-        eraser,
-        mixer,
-        ema,
-        crops_on_device(build_curriculum(recipe)),  # the engine's own rule (labelled_images.crops_on_device)
-    )
+        recipe, setup, model, optimizer, samples, samples.training_dataset(split), steps, sizes.accumulation,
+        sizes.per_device, sizes.world_size, device, ema,
+    )  # fmt: skip
     if recipe.training.precision == "auto":
         harness.notes.append("training.precision auto: timed in full precision (the launcher decides in training)")
-    if data.replay is not None:
+    if steps.replay is not None:
         harness.notes.append(
             "data.replay: the loader is timed delivering whole batches (the replayed share is not"
             " subtracted), so loader time is an upper bound"
@@ -191,7 +149,6 @@ def _split_warmup(harness: Harness, times: list[float]) -> tuple[list[float], li
 
 def _time_loader(harness: Harness, state: StageState, per_device: int, repeats: int, first_seed: int):
     """Seconds per optimizer step's micro-batches from a real DataLoader, and the batches (for the model)."""
-    from curricurun.data.mixing import erase_batch
     from curricurun.data.sampler import SampleKey, sample_seed
     from curricurun.data.staged import checked_batch
 
@@ -200,7 +157,7 @@ def _time_loader(harness: Harness, state: StageState, per_device: int, repeats: 
     steps = loader_warmup_steps(workers, harness.accumulation) + repeats
     count = len(harness.dataset)
     order = torch.randperm(count, generator=torch.Generator().manual_seed(recipe.seed + first_seed)).tolist()
-    bandwidth = None if harness.fft_on_device else state.bandwidth
+    bandwidth = state.bandwidth if harness.steps.loader_applies_bandwidth else None
     keys = []
     for position in range(steps * harness.accumulation):
         indices = [order[(position * per_device + i) % count] for i in range(per_device)]
@@ -213,7 +170,7 @@ def _time_loader(harness: Harness, state: StageState, per_device: int, repeats: 
     loader = DataLoader(
         harness.dataset,
         batch_sampler=keys,
-        collate_fn=harness.collate,
+        collate_fn=harness.samples.collate,
         num_workers=workers,
         persistent_workers=False,
         pin_memory=False,
@@ -225,8 +182,8 @@ def _time_loader(harness: Harness, state: StageState, per_device: int, repeats: 
         micro_batches = []
         for micro in range(harness.accumulation):
             batch = checked_batch(next(batches))
-            if harness.eraser is not None:
-                batch = erase_batch(batch, harness.eraser, step * harness.accumulation + micro)
+            if harness.steps.host is not None:  # random erasing (replay is not applied: see build_harness)
+                batch = harness.steps.host(batch, step, step * harness.accumulation + micro)
             micro_batches.append(batch)
         times.append(time.perf_counter() - start)
         kept.append(micro_batches)
@@ -242,9 +199,6 @@ def _precision_context(precision: str, device: torch.device):
 
 def _time_model(harness: Harness, state: StageState, steps: list[list[dict]], per_device: int) -> list[float]:
     """Seconds of each optimizer step on the given micro-batches (WARMUP_STEPS first, then the timed ones)."""
-    from curricurun.curriculum.low_frequency_crop import fft_low_frequency_crop
-    from curricurun.data.mixing import mix_batch
-
     device, recipe = harness.device, harness.recipe
     clip = recipe.training.grad_clip
     times = []
@@ -255,10 +209,8 @@ def _time_model(harness: Harness, state: StageState, steps: list[list[dict]], pe
             if harness.setup_batch:
                 host = harness.setup.measure_batch(state, per_device)
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in host.items()}
-            if harness.fft_on_device and state.bandwidth is not None:
-                batch["image"] = fft_low_frequency_crop(batch["image"], state.bandwidth)
-            if harness.mixer is not None:
-                batch = mix_batch(batch, harness.mixer, index * harness.accumulation + micro)
+            if harness.steps.device is not None:  # the FFT crop, then Mixup/CutMix, as in training
+                batch = harness.steps.device(batch, state, index * harness.accumulation + micro)
             loss = _loss(harness, batch, state, per_device)
             (loss / harness.accumulation).backward()
         if clip:
