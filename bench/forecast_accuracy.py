@@ -14,6 +14,9 @@ and the RandAugment ramp, indexed by compute), var_tiny (VAR's progressive scale
    part of its curriculum; VAR: all scales from step 0; Pyramid-Flow: the uniform 1:1:1 mix, the reference
    class's default).
 
+The two training runs alternate ``--train-rounds`` times (default 2: with, without, then without, with) and each
+arm's loop seconds are the median over its rounds, so that a slow spell of the machine does not land on one arm.
+
 It reports per recipe the forecast and measured loop seconds (goal: within ±10 %) and the predicted and measured
 saving of the curriculum in percent of the run without it (goal: within ±10 points), prints a table and writes
 ``bench/results/forecast_accuracy.json``. var_tiny needs a tokenizer: one with vqvae_tiny's configuration and
@@ -21,7 +24,7 @@ random weights is written first (the same cost per step as the trained one; noth
 Every command runs in its own process with the same ``OMP_NUM_THREADS`` (default 1, as the other benches: on a
 shared 2-core machine two threads stall each other).
 
-    make bench     # includes .venv/bin/python bench/forecast_accuracy.py (about 8 minutes on 2 cores)
+    make bench     # includes .venv/bin/python bench/forecast_accuracy.py (about 12 minutes on 2 cores)
     .venv/bin/python bench/forecast_accuracy.py --only demo --repeats 5
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,28 +86,42 @@ def _run(command: list[str], threads: int) -> tuple[str, str, float]:
     return done.stdout, done.stderr, time.perf_counter() - start
 
 
-def measure_case(recipe: str, sets: list[str], work: Path, repeats: int, threads: int) -> dict:
-    """Forecast, then the run with and the run without the curriculum; loop seconds from step_timing.json."""
-    with_dir, without_dir = work / "with", work / "without"
+def measure_case(recipe: str, sets: list[str], work: Path, repeats: int, threads: int, train_rounds: int) -> dict:
+    """Forecast, then the runs with and without the curriculum, alternated ``train_rounds`` times (with, without;
+    then without, with; ...): loop seconds from step_timing.json, the median over rounds of each."""
+    with_dir = work / "with"
     out, _, forecast_wall = _run(
         ["inspect-schedule", recipe, "--measure", "--json", "--repeats", str(repeats), "--output-dir", str(with_dir),
          "--out", str(work / "schedule.png"), *_sets(sets)], threads)  # fmt: skip
     forecast = json.loads(out)["forecast"]
-    _, log, with_wall = _run(["train", recipe, "--output-dir", str(with_dir), *_sets(sets)], threads)
-    line = next((text for text in log.splitlines() if text.startswith("forecast")), "")  # the engine logs on stderr
-    without_sets = _sets([*sets, "curriculum=[]"])
-    _, _, without_wall = _run(["train", recipe, "--output-dir", str(without_dir), *without_sets], threads)
-    with_timing = json.loads((with_dir / "step_timing.json").read_text())
-    without_timing = json.loads((without_dir / "step_timing.json").read_text())
-    predicted, measured = forecast["with_curriculum_seconds"], with_timing["loop_seconds"]
-    predicted_without, measured_without = forecast["without_curriculum_seconds"], without_timing["loop_seconds"]
+    arms = {"with": _sets(sets), "without": _sets([*sets, "curriculum=[]"])}
+    loops: dict[str, list[float]] = {"with": [], "without": []}
+    walls: dict[str, list[float]] = {"with": [], "without": []}
+    timings: dict[str, dict] = {}
+    line = ""
+    for round_index in range(train_rounds):
+        for arm in ("with", "without") if round_index % 2 == 0 else ("without", "with"):
+            run_dir = with_dir if arm == "with" and round_index == 0 else work / f"{arm}-{round_index}"
+            _, log, wall = _run(["train", recipe, "--output-dir", str(run_dir), *arms[arm]], threads)
+            if run_dir == with_dir:  # the run the stored forecast is for: the engine logs its line on stderr
+                line = next((text for text in log.splitlines() if text.startswith("forecast")), "")
+            timing = json.loads((run_dir / "step_timing.json").read_text())
+            timings.setdefault(arm, timing)
+            loops[arm].append(timing["loop_seconds"])
+            walls[arm].append(wall)
+    with_timing, without_timing = timings["with"], timings["without"]
+    predicted, measured = forecast["with_curriculum_seconds"], statistics.median(loops["with"])
+    predicted_without, measured_without = forecast["without_curriculum_seconds"], statistics.median(loops["without"])
     measured_saving = 100 * (measured_without - measured) / measured_without
+    with_wall, without_wall = walls["with"], walls["without"]
     return {
         "recipe": recipe,
         "sets": sets,
         "forecast_seconds": predicted,
         "forecast_error_seconds": forecast["with_curriculum_error_seconds"],
         "measured_seconds": measured,
+        "measured_seconds_rounds": loops["with"],
+        "measured_without_seconds_rounds": loops["without"],
         "loop_error_percent": 100 * (predicted - measured) / measured,
         "forecast_without_seconds": predicted_without,
         "measured_without_seconds": measured_without,
@@ -163,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(CASES), help="run these recipes only")
     parser.add_argument("--repeats", type=int, default=5, help="inspect-schedule --repeats (timed steps per shape)")
+    parser.add_argument("--train-rounds", type=int, default=2, help="alternated rounds of the two training runs")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every command")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -173,13 +192,14 @@ def main() -> None:
         recipe, sets = CASES[name]
         sets = [value.replace(TOKENIZER, tokenizer) for value in sets]
         print(f"{name}: forecast, train with, train without the curriculum ...", flush=True)
-        results[name] = measure_case(recipe, sets, work / name, args.repeats, args.threads)
+        results[name] = measure_case(recipe, sets, work / name, args.repeats, args.threads, args.train_rounds)
         print(f"  {results[name]['engine_line']}", flush=True)
     print_table(results)
     payload = {
         "goal": {"loop_percent": GOAL_LOOP_PERCENT, "saving_points": GOAL_SAVING_POINTS},
         "threads": args.threads,
         "repeats": args.repeats,
+        "train_rounds": args.train_rounds,
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "cpu_count": os.cpu_count(),

@@ -12,7 +12,9 @@ from curricurun.commands.inspect_schedule.cost_model import (
     StageForecast,
     StageMeasurement,
     duration,
+    merged,
 )
+from curricurun.commands.inspect_schedule.forecast import timing_rounds
 
 
 def measured(label: str, model: float, loader: float, pixel_cost: float = 1.0, **extras: float) -> StageMeasurement:
@@ -122,3 +124,22 @@ def test_the_json_carries_every_field_in_seconds_and_milliseconds():
 def test_durations_print_seconds_under_two_minutes_and_minutes_above():
     assert duration(41.04, 1.23) == "41.0 ± 1.2 s"
     assert duration(150.0, 6.0) == "2.50 ± 0.10 min"
+
+
+def test_repeats_are_split_over_two_alternated_rounds_the_first_taking_the_remainder():
+    assert timing_rounds(5) == [3, 2]
+    assert timing_rounds(10) == [5, 5]
+    assert timing_rounds(1) == [1]  # one repeat cannot be split
+
+
+def test_rounds_pool_their_repeats_and_keep_the_first_rounds_warm_up():
+    first = StageMeasurement("a", {"resolution": 20}, Repeats((1.0, 3.0)), Repeats((0.5,)), 0.25, 2.0, 0.5)
+    second = StageMeasurement("a", {"resolution": 20}, Repeats((2.0,)), Repeats((0.7, 0.6)), 0.01, 0.1, 0.5)
+    pooled = merged([first, second])
+    assert pooled.model.seconds == (1.0, 3.0, 2.0) and pooled.model.median == 2.0
+    assert pooled.loader.seconds == (0.5, 0.7, 0.6) and pooled.loader.median == 0.6
+    # the shape was new in the first round only: its warm-up and the loader's start-up are paid once in a run
+    assert (pooled.model_first_extra, pooled.loader_first_extra) == (0.25, 2.0)
+    assert (pooled.label, pooled.key, pooled.pixel_cost) == ("a", {"resolution": 20}, 0.5)
+    with pytest.raises(ValueError):
+        merged([])

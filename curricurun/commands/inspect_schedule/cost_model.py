@@ -16,7 +16,9 @@ The **bound** of a stage is the larger of the two. A run's forecast is Σ over s
 plus each shape's measured first-step extra (the warm-up a new shape costs once: allocation, autotuning). The
 uncertainty (±) of a median is its standard error, 1.2533 · σ/√n with σ = 1.4826 · MAD of the repeats (the
 normal-consistent median absolute deviation, robust to one step slowed by another process); stage errors are
-added linearly over a run (a machine that is slower is slower for every stage).
+added linearly over a run (a machine that is slower is slower for every stage). Shapes are timed in alternated
+rounds (:func:`merged` pools them), so that a machine slowing down for a few seconds slows every shape a little
+rather than one shape a lot: the saving compares shapes, and drift common to all of them cancels there.
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ class StageMeasurement:
     model_first_extra: float = 0.0
     loader_first_extra: float = 0.0
     pixel_cost: float = 1.0
+
+
+def merged(rounds: list[StageMeasurement]) -> StageMeasurement:
+    """One shape's measurement from several timing rounds: the timed repeats pooled; the first-step extras (a
+    shape's warm-up, the loader's start-up, paid once in a run) from the first round, when the shape was new."""
+    if not rounds:
+        raise ValueError("merged: at least one round is needed")
+    first = rounds[0]
+    return StageMeasurement(
+        first.label,
+        first.key,
+        Repeats(tuple(t for part in rounds for t in part.model.seconds)),
+        Repeats(tuple(t for part in rounds for t in part.loader.seconds)),
+        first.model_first_extra,
+        first.loader_first_extra,
+        first.pixel_cost,
+    )
 
 
 @dataclass(frozen=True)

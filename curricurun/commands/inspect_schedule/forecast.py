@@ -15,7 +15,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from curricurun.commands.inspect_schedule.cost_model import RunForecast, StageForecast, StageMeasurement, duration
+from curricurun.commands.inspect_schedule.cost_model import (
+    RunForecast,
+    StageForecast,
+    StageMeasurement,
+    duration,
+    merged,
+)
 from curricurun.commands.inspect_schedule.schedule import Schedule
 from curricurun.commands.inspect_schedule.terminal import print_unsqueezed
 from curricurun.curriculum.base import StageState
@@ -75,6 +81,18 @@ def _cadence(every) -> str:
     return " and ".join(parts) or "never during the run"
 
 
+ROUNDS = 2
+"""Alternated timing rounds over the run's shapes (see :func:`timing_rounds`)."""
+
+
+def timing_rounds(repeats: int) -> list[int]:
+    """The timed repeats of each round: ``repeats`` split over up to :data:`ROUNDS` rounds, the first ones taking
+    the remainder (5 → 3 + 2). Rounds alternate the shapes' order (forward, then backward), as the benches do, so a
+    slow spell of a shared machine is spread over every shape instead of landing on one."""
+    rounds = min(ROUNDS, repeats)
+    return [repeats // rounds + (1 if index < repeats % rounds else 0) for index in range(rounds)]
+
+
 def measure_forecast(
     recipe, schedule: Schedule, reference_steps: int, setup, split, repeats: int, progress=None
 ) -> tuple[RunForecast, list[str]]:
@@ -84,24 +102,28 @@ def measure_forecast(
     harness = build_harness(recipe, setup, split, schedule.sizes)
     overlap = "parallel" if recipe.data.num_workers > 0 else "serial"
     has_curriculum = schedule.plan.curriculum is not None
-    stages: list[StageForecast] = []
-    reference: StageMeasurement | None = None
-    for index, (state, steps) in enumerate(shape_steps(schedule)):
-        per_device = _per_device(schedule, state)
-        if progress:
-            progress(f"timing {label(state, per_device)} ({index + 1})")
-        measured = measure_shape(
-            harness, state, label(state, per_device), step_pixel_cost(schedule, state), repeats, index
-        )
-        stages.append(StageForecast(measured, steps, overlap))
-        if reference is None and (not has_curriculum or is_plain_full_size(state, recipe.data.image_size)):
-            reference = measured
-    if reference is None:
-        if progress:
-            progress("timing the full size without curriculum")
-        state = StageState()
-        reference = measure_shape(harness, state, label(state, schedule.sizes.per_device), 1.0, repeats, 99)
-    forecast = RunForecast(stages, StageForecast(reference, reference_steps, overlap), has_curriculum, excluded(recipe))
+    shapes = shape_steps(schedule)
+    timed = [(s, label(s, _per_device(schedule, s)), step_pixel_cost(schedule, s)) for s, _ in shapes]
+    full_size = [not has_curriculum or is_plain_full_size(state, recipe.data.image_size) for state, _ in shapes]
+    if True in full_size:  # the run's own full-size shape is what the run without curriculum trains on
+        reference = full_size.index(True)
+    else:
+        reference = len(timed)
+        timed.append((StageState(), label(StageState(), schedule.sizes.per_device), 1.0))
+    parts: list[list[StageMeasurement]] = [[] for _ in timed]
+    for round_index, count in enumerate(timing_rounds(repeats)):
+        order = range(len(timed)) if round_index % 2 == 0 else reversed(range(len(timed)))
+        for index in order:
+            state, text, pixel_cost = timed[index]
+            if progress:
+                without = " (full size without curriculum)" if index == len(shapes) else ""
+                progress(f"timing {text}{without} (shape {index + 1}, round {round_index + 1})")
+            seed = index + 100 * round_index
+            parts[index].append(measure_shape(harness, state, text, pixel_cost, count, seed))
+    measured = [merged(rounds) for rounds in parts]
+    stages = [StageForecast(measured[index], steps, overlap) for index, (_, steps) in enumerate(shapes)]
+    reference_stage = StageForecast(measured[reference], reference_steps, overlap)
+    forecast = RunForecast(stages, reference_stage, has_curriculum, excluded(recipe))
     return forecast, harness.notes
 
 
