@@ -1,6 +1,7 @@
-"""Every setup's and curriculum's Params takes numbers only as numbers: a YAML bool is not 1, .inf / .nan are no
-float. Each refusal is one line naming the field, exit 2 (issue 16); the walk below covers every numeric field of
-every registered Params model, nested models and list items included, so a new field cannot slip past."""
+"""Every setup's, curriculum's and image pipeline's Params takes numbers only as numbers: a YAML bool is not 1,
+.inf / .nan are no float. Each refusal is one line naming the field, exit 2 (issue 16); the walk below covers every
+numeric field of every registered Params model, nested models and list items included, so a new field cannot slip
+past."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from curricurun import cli
 from curricurun.curriculum.registry import available as curricula
+from curricurun.data.pipelines import available as pipelines
 from curricurun.setups import available as setups
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -30,6 +32,9 @@ CASES = [
     ("pyramid_flow_tiny.yaml", "curriculum.0.ratios=[1, true, 1]", "curriculum.0.ratios.1: expected an integer"),
     ("yolo_nas_pose_n.yaml", "setup.pre_nms=true", "setup.pre_nms: expected a positive integer, got true"),
     ("yolo_nas_pose_n.yaml", "setup.loss.assigner_alpha=.nan", "setup.loss.assigner_alpha: expected a number"),
+    ("efficienttrain_pp_resnet50.yaml", "data.pipeline.num_ops=true", "data.pipeline.num_ops: expected a positive"),
+    ("efficienttrain_pp_resnet50.yaml", "data.pipeline.crop_pct=.nan", "data.pipeline.crop_pct: expected a"),
+    ("var_d16.yaml", "data.pipeline.mid_reso=.inf", "data.pipeline.mid_reso: expected a"),
 ]
 
 
@@ -66,13 +71,14 @@ def _numeric_paths(model: type[BaseModel], prefix: tuple = ()):
 
 def _params_models():
     models = [(f"setup {name}", cls.Params) for name, cls in setups().items()]
+    models += [(f"pipeline {name}", cls.Params) for name, cls in pipelines().items()]
     return models + [(f"curriculum {name}", cls.Params) for name, cls in curricula().items()]
 
 
 @pytest.mark.parametrize(("label", "model"), _params_models(), ids=[label for label, _ in _params_models()])
 def test_no_numeric_field_takes_a_bool_or_nonfinite(label, model) -> None:
     paths = list(_numeric_paths(model))
-    assert paths or label.startswith("curriculum"), f"{label}: found no numeric field to check"
+    assert paths or label.startswith(("curriculum", "pipeline")), f"{label}: found no numeric field to check"
     for path, kind in paths:
         values = [True, False] + ([math.inf, math.nan] if kind is float else [])
         for value in values:

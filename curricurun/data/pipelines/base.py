@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from curricurun.recipe.fields import Params
 
 if TYPE_CHECKING:
     import torch
@@ -28,10 +28,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm.data.constants IMAGENET_DEFAULT_ME
 IMAGENET_STD = (0.229, 0.224, 0.225)  # timm.data.constants IMAGENET_DEFAULT_STD
 
 
-class PipelineParams(BaseModel):
-    """Base of every pipeline's parameters: unknown keys are rejected (validate suggests the closest name)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PipelineParams(Params):
+    """Base of every pipeline's parameters: the setups' and curricula's ``Params`` rules (unknown keys rejected,
+    validate suggesting the closest name; a YAML bool is no number with ``Int`` / ``Float``; no .inf / .nan)."""
 
 
 class Pipeline(Protocol):

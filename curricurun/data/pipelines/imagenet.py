@@ -46,6 +46,7 @@ from curricurun.data.pipelines.base import (
     seeded_library_rngs,
     to_normalised_tensor,
 )
+from curricurun.recipe.fields import Float, Int
 
 if TYPE_CHECKING:
     import torch
@@ -55,19 +56,19 @@ if TYPE_CHECKING:
 
 
 class ImagenetParams(PipelineParams):
-    hflip: float = Field(0.5, ge=0, le=1, description="Horizontal flip probability (timm --hflip).")
-    scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop area range (timm --scale).")
-    ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="RandomResizedCrop aspect range (timm --ratio).")
+    hflip: Float = Field(0.5, ge=0, le=1, description="Horizontal flip probability (timm --hflip).")
+    scale: tuple[Float, Float] = Field((0.08, 1.0), description="RandomResizedCrop area range (timm --scale).")
+    ratio: tuple[Float, Float] = Field((3 / 4, 4 / 3), description="RandomResizedCrop aspect range (timm --ratio).")
     interpolation: Literal["bicubic", "bilinear"] = Field("bicubic", description="Crop and RandAugment resampling.")
-    magnitude: float | None = Field(
+    magnitude: Float | None = Field(
         None, ge=0, le=10, description="RandAugment m when no curriculum sets one; null = only where one does."
     )
-    num_ops: int = Field(2, gt=0, description="RandAugment ops per image (timm's n).")
-    magnitude_std: float = Field(0.5, ge=0, description="RandAugment magnitude noise (timm's mstd).")
-    op_probability: float = Field(0.5, ge=0, le=1, description="Probability of each drawn op (timm's p).")
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    crop_pct: float = Field(0.875, gt=0, le=1, description="Eval: resize the short side to size / crop_pct.")
+    num_ops: Int = Field(2, gt=0, description="RandAugment ops per image (timm's n).")
+    magnitude_std: Float = Field(0.5, ge=0, description="RandAugment magnitude noise (timm's mstd).")
+    op_probability: Float = Field(0.5, ge=0, le=1, description="Probability of each drawn op (timm's p).")
+    mean: tuple[Float, Float, Float] = IMAGENET_MEAN
+    std: tuple[Float, Float, Float] = IMAGENET_STD
+    crop_pct: Float = Field(0.875, gt=0, le=1, description="Eval: resize the short side to size / crop_pct.")
     augment_at: Literal["base", "stage"] = Field(
         "base",
         description="'base': RandAugment at the base size, then Lanczos to B (ET++ order); 'stage': crop straight to "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from curricurun.data.pipelines.base import PipelineParams
+from curricurun.recipe.fields import Float
 
 if TYPE_CHECKING:
     import torch
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 
 class SmallImagesParams(PipelineParams):
-    mean: tuple[float, ...] = Field((0.5,), description="Per-channel mean (one value applies to every channel).")
-    std: tuple[float, ...] = Field((0.5,), description="Per-channel std; the default maps 0..255 to [-1, 1].")
+    mean: tuple[Float, ...] = Field((0.5,), description="Per-channel mean (one value applies to every channel).")
+    std: tuple[Float, ...] = Field((0.5,), description="Per-channel std; the default maps 0..255 to [-1, 1].")
 
 
 class SmallImagesPipeline:

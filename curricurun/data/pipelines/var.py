@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from curricurun.data.pipelines.base import PipelineParams, require_rgb, seeded_library_rngs, to_plus_minus_one
+from curricurun.recipe.fields import Float
 
 if TYPE_CHECKING:
     import torch
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 class VarParams(PipelineParams):
     hflip: bool = Field(False, description="Random horizontal flip before the resize (VAR --hflip, default off).")
-    mid_reso: float = Field(1.125, ge=1, description="The short side is resized to round(mid_reso · size) first.")
+    mid_reso: Float = Field(1.125, ge=1, description="The short side is resized to round(mid_reso · size) first.")
     reduced_decode: bool = Field(False, description="Decode JPEGs at 1/2-1/8 scale when twice the resize target.")
 
 
