@@ -57,27 +57,59 @@ def small_recipe(tmp_path: Path, name: str = "small", **sections) -> Path:
     return path
 
 
-def run_cli(args: list[str], processes: int = 1, env: dict[str, str] | None = None, timeout: int = 300):
-    """Run ``curricurun`` in fresh processes (torchrun for more than one), as a user would."""
-    if processes == 1:
-        command = [sys.executable, "-m", "curricurun", *args]
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(processes),
-            "--master_port",
-            str(29500 + os.getpid() % 1000),
-            "-m",
-            "curricurun",
-            *args,
-        ]
+def run_cli(
+    args: list[str], processes: int = 1, env: dict[str, str] | None = None, timeout: int = 300, fresh: bool = False
+):
+    """Run ``curricurun`` as a user would: ``torchrun`` for more than one process; one process runs in this one
+    (``cli.run``, the same entry point, its output captured) unless ``fresh`` asks for a new interpreter.
+
+    In-process saves each run the ~5 s a fresh interpreter spends importing torch, timm and the engine; the run
+    still sees what a subprocess would: ``OMP_NUM_THREADS`` as torch's thread count, the environment, the working
+    directory, and Accelerate's process state reset (a recipe may ask for another precision than the last one).
+    """
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=full_env, timeout=timeout)
+    fresh = fresh or "PYTHONPATH" in (env or {})  # a plugin on the path: only a new interpreter discovers it
+    if processes == 1 and not fresh:
+        result = _run_in_this_process(args, full_env)
+        command = ["curricurun", *args]
+    else:
+        command = [sys.executable, "-m", "curricurun", *args]
+        if processes > 1:
+            command[2:3] = ["torch.distributed.run", "--nproc_per_node", str(processes),
+                            "--master_port", str(29500 + os.getpid() % 1000), "-m", "curricurun"]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=full_env, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def _run_in_this_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+
+    import torch
+    from accelerate.state import AcceleratorState, GradientState
+
+    from curricurun import cli
+
+    saved_env, saved_cwd, saved_threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(REPO)
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.run(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        torch.set_num_threads(saved_threads)
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    return subprocess.CompletedProcess(["curricurun", *args], code, out.getvalue(), err.getvalue())
