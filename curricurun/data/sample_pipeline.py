@@ -121,8 +121,6 @@ class TrainingBatches:
 
     def next(self, step: int, state, seed: int) -> dict[str, Any]:
         """The next micro-batch of ``step``: host steps, replay, to the device, device steps."""
-        import torch
-
         from curricurun.data.staged import checked_batch
         from curricurun.engine.device import to_device
 
@@ -130,6 +128,8 @@ class TrainingBatches:
         if self.steps.host is not None:
             batch = self.steps.host(batch, step, seed)
         if self.steps.replay is not None:  # after erasing: a replayed sample keeps its erasing, as in ET++
+            import torch
+
             batch = self.steps.replay.combine(step, batch, torch.Generator().manual_seed(seed))
         batch = to_device(batch, self.device, self.channels_last)
         if self.steps.device is not None:

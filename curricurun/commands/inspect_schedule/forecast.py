@@ -99,7 +99,7 @@ def measure_forecast(
     """Time every distinct shape of the run and the full size; ``reference_steps``: steps without curriculum."""
     from curricurun.commands.inspect_schedule.measure import build_harness, measure_shape
 
-    harness = build_harness(recipe, setup, split, schedule.sizes)
+    harness = build_harness(recipe, setup, split, schedule.sizes, schedule.plan)
     overlap = "parallel" if recipe.data.num_workers > 0 else "serial"
     has_curriculum = schedule.plan.curriculum is not None
     shapes = shape_steps(schedule)

@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader
 from curricurun.commands.inspect_schedule.cost_model import Repeats, StageMeasurement
 from curricurun.curriculum.base import StageState
 from curricurun.data.sample_pipeline import BatchSteps, SamplePipeline, open_sample_pipeline, open_training_split
-from curricurun.engine.assembly import build_curriculum
 from curricurun.engine.step_timing import shape_key
 from curricurun.errors import UserError
 from curricurun.setups.base import optional_hooks
@@ -67,19 +66,16 @@ def load_training_split(recipe):
     return setup, split
 
 
-def build_harness(recipe, setup, split, sizes, device: torch.device | None = None) -> Harness:
+def build_harness(recipe, setup, split, sizes, plan, device: torch.device | None = None) -> Harness:
     """The model, optimizer and EMA of the recipe (seeded by ``recipe.seed``); the dataset, collate and batch
     steps from the engine's sample pipeline, as ``engine/run_builder.py`` asks for them."""
-    from curricurun.engine.assembly import build_plan
     from curricurun.engine.optimizers import build_optimizer
     from curricurun.param_groups import split_decay_groups
 
     optim = recipe.optim
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     samples = open_sample_pipeline(recipe, setup)
-    curriculum = build_curriculum(recipe)
-    plan = build_plan(recipe, len(split), sizes.world_size, curriculum)
-    steps = samples.batch_steps(plan, curriculum, sizes.per_device, sizes.world_size, split)
+    steps = samples.batch_steps(plan, plan.curriculum, sizes.per_device, sizes.world_size, split)
     torch.manual_seed(recipe.seed)
     model = setup.build_model().to(device)
     optimizer = build_optimizer(
