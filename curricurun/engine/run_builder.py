@@ -18,6 +18,7 @@ from curricurun.data.setup_samples import check_split_size
 from curricurun.engine.assembly import BatchSizes, batch_sizes, build_curriculum, build_learning_rate, build_plan
 from curricurun.engine.checkpoint import remove_stale_temporaries, resolve_resume_path
 from curricurun.engine.device import accelerator_kwargs, configure_backends, to_memory_format
+from curricurun.engine.host_memory import retain_freed_memory
 from curricurun.engine.optimizers import build_optimizer
 from curricurun.engine.reporting import Reporter
 from curricurun.engine.resume import select_resume_point
@@ -141,6 +142,7 @@ def build_run(recipe, resolved, output_dir, resume, stop_after_steps, resume_cha
 
     stop_step = plan.total_steps if stop_after_steps is None else min(plan.total_steps, stop_after_steps)
     rank = accelerator.process_index
+    retain_freed_memory(recipe.training.host_memory)  # before the loader's workers fork: they inherit it
     batches = TrainingBatches(samples, train_data, steps, plan, recipe.seed, rank, world_size, start_step, stop_step,
                               data.num_workers, accelerator.device, reporter.print)  # fmt: skip
     batches.channels_last = recipe.training.channels_last

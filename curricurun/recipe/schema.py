@@ -156,6 +156,9 @@ class TrainingConfig(Section):
     tf32: bool = False
     cudnn_benchmark: bool | Literal["auto"] = False
     channels_last: bool = False
+    # Host memory the C library frees during a step: 'retain' keeps it for the next step (glibc: no page faults
+    # per step, resident size stays at a step's peak); 'system' leaves malloc as it is (engine/host_memory.py).
+    host_memory: Literal["retain", "system"] = "retain"
     grad_scaler: GradScalerConfig = Field(default_factory=GradScalerConfig)
     fsdp: FsdpConfig | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)

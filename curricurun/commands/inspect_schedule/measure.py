@@ -69,9 +69,11 @@ def load_training_split(recipe):
 def build_harness(recipe, setup, split, sizes, plan, device: torch.device | None = None) -> Harness:
     """The model, optimizer and EMA of the recipe (seeded by ``recipe.seed``); the dataset, collate and batch
     steps from the engine's sample pipeline, as ``engine/run_builder.py`` asks for them."""
+    from curricurun.engine.host_memory import retain_freed_memory
     from curricurun.engine.optimizers import build_optimizer
     from curricurun.param_groups import split_decay_groups
 
+    retain_freed_memory(recipe.training.host_memory)  # the allocator the training run will have
     optim = recipe.optim
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     samples = open_sample_pipeline(recipe, setup)
