@@ -1,7 +1,9 @@
 """Two real processes train through the ``imagenet`` and ``var`` pipelines on real JPEGs across a stage change.
 
-Traced per-step image shapes are identical on both ranks, the stage changes size mid-run, and a run stopped at
-the stage change and resumed ends with the same weights as one that never stopped.
+Traced per-step image shapes are identical on both ranks, the stage changes size mid-run, and a run resumed in a
+new process from the checkpoint the uninterrupted run wrote at the stage change (step 4) ends with that run's
+weights. (Stopping itself, ``--stop-after`` and kill -9, is tested in tests/engine/test_resume.py and
+tests/reliability/test_kill_and_resume.py; this file spends its two-process launches on the pipelines.)
 """
 
 from __future__ import annotations
@@ -55,32 +57,32 @@ def test_imagenet_pipeline_low_frequency_stages_on_two_ranks_resume_bitwise_acro
     ]
     recipe = _recipe(tmp_path, "imagenet_lfc", {"name": "imagenet"}, curriculum)
     whole = _two_ranks_agree(_run(recipe, tmp_path / "whole", tmp_path / "trace_whole"), [32] * 4 + [64] * 4)
-    run_cli(["train", str(recipe), "--output-dir", str(tmp_path / "paused"), "--stop-after", "4"], processes=2)
-    trace = tmp_path / "trace_resumed"
-    run_cli(
-        ["train", str(recipe), "--output-dir", str(tmp_path / "paused"), "--resume", str(tmp_path / "paused")],
-        processes=2,
-        env={"CURRICURUN_SAMPLE_TRACE": str(trace)},
-    )
-    resumed = _trace(trace, 0)[1]["final_weights_sha256"]
-    assert resumed == whole
+    resumed, end = _resume_at_the_change(recipe, tmp_path / "whole", tmp_path)
+    assert [line["shape"][-1] for line in resumed] == [64] * 4
+    assert end["final_weights_sha256"] == whole
 
 
 def test_var_pipeline_on_two_ranks_resumes_bitwise_across_a_resolution_change(tmp_path):
     curriculum = [{"name": "progressive_resolution", "mode": "steps", "full_resolution": 64, "steps": [[0.5, 32]]}]
     recipe = _recipe(tmp_path, "var_pipeline", {"name": "var"}, curriculum)
     whole = _two_ranks_agree(_run(recipe, tmp_path / "run", tmp_path / "trace"), [32] * 4 + [64] * 4)
-    paused = tmp_path / "paused"
-    run_cli(["train", str(recipe), "--output-dir", str(paused), "--stop-after", "4"], processes=2)
+    resumed, end = _resume_at_the_change(recipe, tmp_path / "run", tmp_path)
+    assert [line["shape"][-1] for line in resumed] == [64] * 4  # the resumed half is the 64 px stage
+    assert end["final_weights_sha256"] == whole
+
+
+def _resume_at_the_change(recipe, whole_run, tmp_path):
+    """Two new processes resume from the uninterrupted run's checkpoint at step 4 (the stage change)."""
+    checkpoint = whole_run / "checkpoint-00000004"
+    assert checkpoint.is_dir()
     trace = tmp_path / "trace_resumed"
+    resumed_dir = tmp_path / "resumed"
     run_cli(
-        ["train", str(recipe), "--output-dir", str(paused), "--resume", str(paused)],
+        ["train", str(recipe), "--output-dir", str(resumed_dir), "--resume", str(checkpoint)],
         processes=2,
         env={"CURRICURUN_SAMPLE_TRACE": str(trace)},
     )
-    resumed, _ = _trace(trace, 0)
-    assert [line["shape"][-1] for line in resumed] == [64] * 4  # the resumed half is the 64 px stage
-    assert _trace(trace, 0)[1]["final_weights_sha256"] == whole
+    return _trace(trace, 0)
 
 
 def _run(recipe, out, trace):
