@@ -60,18 +60,24 @@ def small_recipe(tmp_path: Path, name: str = "small", **sections) -> Path:
 def run_cli(
     args: list[str], processes: int = 1, env: dict[str, str] | None = None, timeout: int = 300, fresh: bool = False
 ):
-    """Run ``curricurun`` as a user would: ``torchrun`` for more than one process; one process runs in this one
-    (``cli.run``, the same entry point, its output captured) unless ``fresh`` asks for a new interpreter.
+    """Run ``curricurun`` through its entry point (``cli.run``): one process in this one, more as ranks forked
+    from this one; ``fresh`` asks for new interpreters instead (``python -m curricurun``, ``torchrun`` for more
+    than one process), as a user starts them.
 
-    In-process saves each run the ~5 s a fresh interpreter spends importing torch, timm and the engine; the run
-    still sees what a subprocess would: ``OMP_NUM_THREADS`` as torch's thread count, the environment, the working
-    directory, and Accelerate's process state reset (a recipe may ask for another precision than the last one).
+    Each fresh interpreter spends ~5 s importing torch, timm and the engine (two ranks at once on two cores, after
+    torchrun's own ~2 s). In-process and forked runs skip that and still see what a subprocess would:
+    ``OMP_NUM_THREADS`` as torch's thread count, the environment, the working directory, Accelerate's process state
+    reset (a recipe may ask for another precision than the last one); forked ranks get the environment torchrun
+    gives its workers and form the same gloo world (tests/test_forked_world.py checks it against torchrun's).
     """
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     fresh = fresh or "PYTHONPATH" in (env or {})  # a plugin on the path: only a new interpreter discovers it
     if processes == 1 and not fresh:
         result = _run_in_this_process(args, full_env)
         command = ["curricurun", *args]
+    elif not fresh:
+        result = _run_forked_ranks(args, full_env, processes, timeout)
+        command = ["curricurun (forked ranks)", *args]
     else:
         command = [sys.executable, "-m", "curricurun", *args]
         if processes > 1:
@@ -113,3 +119,79 @@ def _run_in_this_process(args: list[str], env: dict[str, str]) -> subprocess.Com
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     return subprocess.CompletedProcess(["curricurun", *args], code, out.getvalue(), err.getvalue())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, timeout: int):
+    """``processes`` ranks forked from this interpreter, each with torchrun's worker environment (RANK,
+    LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT), output to files; as torchrun, the first rank to
+    fail stops the others, and the world's exit code is that failure's."""
+    import signal
+    import tempfile
+    import time
+
+    logs, port = Path(tempfile.mkdtemp(prefix="curricurun-ranks-")), _free_port()
+    ranks = {}
+    for rank in range(processes):
+        world = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(processes),
+                 "LOCAL_WORLD_SIZE": str(processes), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(port)}  # fmt: skip
+        pid = os.fork()
+        if pid == 0:  # the rank: never returns into pytest
+            os._exit(_rank_main(args, {**env, **world}, logs / f"out{rank}", logs / f"err{rank}"))
+        ranks[pid] = rank
+    code, deadline = 0, time.monotonic() + timeout
+    while ranks:
+        pid, status = os.waitpid(-1, os.WNOHANG) if time.monotonic() < deadline else (0, 0)
+        if pid == 0 and time.monotonic() >= deadline:
+            code = code or 124
+        if pid in ranks:
+            ranks.pop(pid)
+            code = code or os.waitstatus_to_exitcode(status)
+        if code:  # stop the rest, as torchrun does when a worker fails
+            for other in ranks:
+                os.kill(other, signal.SIGKILL)
+            for other in list(ranks):
+                os.waitpid(other, 0)
+            ranks.clear()
+        time.sleep(0.01)
+    read = [(logs / f"{kind}{rank}").read_text() for kind in ("out", "err") for rank in range(processes)]
+    stdout, stderr = "".join(read[:processes]), "".join(read[processes:])
+    return subprocess.CompletedProcess(["curricurun", *args], code, stdout, stderr)
+
+
+def _rank_main(args: list[str], env: dict[str, str], out: Path, err: Path) -> int:
+    """One forked rank: its environment, its own stdout/stderr files, a fresh Accelerate state, ``cli.run``."""
+    import io
+    import traceback
+
+    try:
+        for fd, path in ((1, out), (2, err)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        import torch
+        from accelerate.state import AcceleratorState, GradientState
+
+        from curricurun import cli
+
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(REPO)
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        code = cli.run(list(args))
+    except BaseException:  # noqa: BLE001 (the rank reports everything and exits; nothing returns into pytest)
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code if isinstance(code, int) else 1
