@@ -96,29 +96,32 @@ def _run_in_this_process(args: list[str], env: dict[str, str]) -> subprocess.Com
     import io
 
     import torch
-    from accelerate.state import AcceleratorState, GradientState
 
     from curricurun import cli
 
     saved_env, saved_cwd, saved_threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
     out, err = io.StringIO(), io.StringIO()
     try:
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(REPO)
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        _enter_run_environment(env, REPO, int(env["OMP_NUM_THREADS"]))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli.run(list(args))
     finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        os.chdir(saved_cwd)
-        torch.set_num_threads(saved_threads)
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        _enter_run_environment(saved_env, saved_cwd, saved_threads)
     return subprocess.CompletedProcess(["curricurun", *args], code, out.getvalue(), err.getvalue())
+
+
+def _enter_run_environment(env: dict[str, str], cwd, threads: int) -> None:
+    """What a new process would start with: this environment, directory and thread count, and no Accelerate state
+    left from an earlier run (a recipe may ask for another precision than the last one)."""
+    import torch
+    from accelerate.state import AcceleratorState, GradientState
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    torch.set_num_threads(threads)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def _free_port() -> int:
@@ -177,17 +180,9 @@ def _rank_main(args: list[str], env: dict[str, str], out: Path, err: Path) -> in
             os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        import torch
-        from accelerate.state import AcceleratorState, GradientState
-
         from curricurun import cli
 
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(REPO)
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
+        _enter_run_environment(env, REPO, int(env["OMP_NUM_THREADS"]))
         code = cli.run(list(args))
     except BaseException:  # noqa: BLE001 (the rank reports everything and exits; nothing returns into pytest)
         traceback.print_exc()
