@@ -132,10 +132,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def run_forked(args: list[str], env: dict[str, str] | None = None, processes: int = 1, timeout: int = 300):
+    """The CLI in ``processes`` forked processes, whatever its exit code: for tests of failures, whose output
+    must be everything the process and its loader workers write to stdout/stderr (file descriptors 1 and 2),
+    as a fresh ``python -m curricurun`` would show it, without its interpreter start-up."""
+    return _run_forked_ranks(args, {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, processes, timeout)
+
+
 def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, timeout: int):
     """``processes`` ranks forked from this interpreter, each with torchrun's worker environment (RANK,
-    LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT), output to files; as torchrun, the first rank to
-    fail stops the others, and the world's exit code is that failure's."""
+    LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT; none for a single process), output to files; as
+    torchrun, the first rank to fail stops the others, and the world's exit code is that failure's."""
     import signal
     import tempfile
     import time
@@ -146,6 +153,7 @@ def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, time
         world = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(processes),
                  "LOCAL_WORLD_SIZE": str(processes), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                  "MASTER_PORT": str(port)}  # fmt: skip
+        world = world if processes > 1 else {}
         pid = os.fork()
         if pid == 0:  # the rank: never returns into pytest
             os._exit(_rank_main(args, {**env, **world}, logs / f"out{rank}", logs / f"err{rank}"))

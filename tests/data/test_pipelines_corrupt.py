@@ -6,12 +6,8 @@ the main process's). ``data.corrupt_images: skip``: the run finishes and every s
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from engine_helpers import REPO, small_recipe
+from engine_helpers import run_forked, small_recipe
 from photo_folder import write_photo_folder
 
 from curricurun.data import load_split
@@ -43,9 +39,8 @@ def _recipe(tmp_path, corrupt_images: str):
 
 
 def _train(recipe, out):
-    command = [sys.executable, "-m", "curricurun", "train", str(recipe), "--output-dir", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    """A process of its own (forked), so that its output is all its loader workers print too."""
+    return run_forked(["train", str(recipe), "--output-dir", str(out)])
 
 
 def test_truncated_jpeg_stops_training_with_one_line_naming_file_and_index_and_exit_2(tmp_path):
