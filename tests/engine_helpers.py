@@ -143,6 +143,7 @@ def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, time
     """``processes`` ranks forked from this interpreter, each with torchrun's worker environment (RANK,
     LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR/PORT; none for a single process), output to files; as
     torchrun, the first rank to fail stops the others, and the world's exit code is that failure's."""
+    import shutil
     import signal
     import tempfile
     import time
@@ -160,12 +161,13 @@ def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, time
         ranks[pid] = rank
     code, deadline = 0, time.monotonic() + timeout
     while ranks:
-        pid, status = os.waitpid(-1, os.WNOHANG) if time.monotonic() < deadline else (0, 0)
-        if pid == 0 and time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             code = code or 124
-        if pid in ranks:
-            ranks.pop(pid)
-            code = code or os.waitstatus_to_exitcode(status)
+        for pid in list(ranks):  # only our ranks: never reap another child of this interpreter
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                ranks.pop(pid)
+                code = code or os.waitstatus_to_exitcode(status)
         if code:  # stop the rest, as torchrun does when a worker fails
             for other in ranks:
                 os.kill(other, signal.SIGKILL)
@@ -174,6 +176,7 @@ def _run_forked_ranks(args: list[str], env: dict[str, str], processes: int, time
             ranks.clear()
         time.sleep(0.01)
     read = [(logs / f"{kind}{rank}").read_text() for kind in ("out", "err") for rank in range(processes)]
+    shutil.rmtree(logs, ignore_errors=True)
     stdout, stderr = "".join(read[:processes]), "".join(read[processes:])
     return subprocess.CompletedProcess(["curricurun", *args], code, stdout, stderr)
 
