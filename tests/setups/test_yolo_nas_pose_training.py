@@ -43,7 +43,7 @@ def test_the_four_annotated_faces_are_overfit_to_an_ap_of_at_least_0_9(tmp_path)
     settings = ["--set", f"data.path={root}", "--set", "data.image_size=64"]  # the recipe's 96 px: same AP, 2x time
     run_cli(["train", recipe, *settings, "--output-dir", str(run_dir)], env=TWO_THREADS)
     evaluations = _evaluations(run_dir)
-    assert len(evaluations) == 3  # every 100 of 300 steps (measured at 64 px: AP 0.00, 0.45, 1.00)
+    assert len(evaluations) == 3  # every 100 of 300 steps (measured at 64 px, 2 threads, AMD EPYC: AP .15, .93, .975)
     final = evaluations[-1]
     assert final["eval/AP"] >= 0.9, evaluations
 
