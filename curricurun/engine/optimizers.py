@@ -18,7 +18,7 @@ def build_optimizer(optim, param_groups: list[dict]) -> torch.optim.Optimizer:
         for group in param_groups
         if group["params"]
     ]
-    fused = optimizer_options(optim.name)  # fused=True on CUDA only (VAR train.py:118-119)
+    fused = optimizer_options(optim.name)  # fused on CUDA (VAR train.py:118-119), foreach on CPU
     if optim.name == "adamw":
         return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
     if optim.name == "adam":

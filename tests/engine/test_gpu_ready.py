@@ -1,5 +1,6 @@
 """The CUDA switches of curricurun/engine/device.py, exercised on CPU: pinned loader pages and non-blocking copies,
-fused Adam only on CUDA, channels_last, torch.compile; the last two give the eager NCHW loss and gradients to 1e-5."""
+fused Adam only on CUDA (foreach on CPU, bit for bit), channels_last, torch.compile; the last two give the eager
+NCHW loss and gradients to 1e-5."""
 
 from __future__ import annotations
 
@@ -48,8 +49,38 @@ def test_fused_adam_is_chosen_only_on_cuda(monkeypatch, cuda):
     groups = [{"params": [torch.nn.Parameter(torch.zeros(3))], "weight_decay_applies": True}]
     for name in ("adamw", "adam", "sgd"):
         optim = SimpleNamespace(name=name, lr=0.1, betas=(0.9, 0.95), eps=1e-8, momentum=0.9, nesterov=False)
-        fused = build_optimizer(optim, groups).defaults.get("fused")
-        assert bool(fused) is (cuda and name != "sgd"), name
+        defaults = build_optimizer(optim, groups).defaults
+        assert bool(defaults.get("fused")) is (cuda and name != "sgd"), name
+        assert bool(defaults.get("foreach")) is (not cuda and name != "sgd"), name
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_the_cpu_multi_tensor_adam_gives_the_per_tensor_loops_bits(name):
+    """foreach=True on CPU is a speed choice only: parameters and moments equal torch's default loop bit for bit,
+    with two decay groups and an LR that changes every step, as the engine drives it."""
+    optimizer_class = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[name]
+    torch.manual_seed(0)
+    shapes = [(64, 32, 3, 3), (64,), (10, 256), (10,)]
+    start = [torch.randn(shape) for shape in shapes]
+
+    def train(foreach: bool):
+        params = [torch.nn.Parameter(tensor.clone()) for tensor in start]
+        groups = [{"params": params[::2], "weight_decay": 0.05}, {"params": params[1::2], "weight_decay": 0.0}]
+        optimizer = optimizer_class(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, foreach=foreach)
+        gradients = torch.Generator().manual_seed(1)
+        for step in range(6):
+            for param in params:
+                param.grad = torch.randn(param.shape, generator=gradients)
+            for group in optimizer.param_groups:
+                group["lr"] = 1e-3 * (step + 1) / 6
+            optimizer.step()
+        return params, optimizer.state_dict()["state"]
+
+    (loop_params, loop_state), (multi_params, multi_state) = train(False), train(True)
+    assert all(torch.equal(a, b) for a, b in zip(loop_params, multi_params, strict=True))
+    for index, moments in loop_state.items():
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(moments[key], multi_state[index][key]), (index, key)
 
 
 def test_tf32_and_cudnn_benchmark_follow_the_recipe_only_on_cuda(monkeypatch):
