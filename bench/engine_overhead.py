@@ -108,12 +108,15 @@ def run_hand_written(steps: int) -> None:
     from accelerate import Accelerator
 
     from curricurun.data import load_split
+    from curricurun.engine.device import optimizer_options
 
     accelerator = Accelerator(cpu=True)
     split = load_split("idx", FASHION_MNIST, "train")
     torch.manual_seed(0)  # the recipe's seed: both arms start from the same weights
     model = timm.create_model(MODEL, pretrained=False, in_chans=1, num_classes=10)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    # The engine's own optimizer options (foreach on CPU, fused on CUDA): the arms differ by the engine only.
+    options = optimizer_options("adamw", cuda=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, **options)
     model, optimizer = accelerator.prepare(model, optimizer)
     dataset = NormalisedImages(split)
     loader = DataLoader(dataset, batch_size=BATCH, sampler=RandomSampler(dataset), drop_last=True)
