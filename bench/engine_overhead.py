@@ -114,7 +114,7 @@ def run_hand_written(steps: int) -> None:
     split = load_split("idx", FASHION_MNIST, "train")
     torch.manual_seed(0)  # the recipe's seed: both arms start from the same weights
     model = timm.create_model(MODEL, pretrained=False, in_chans=1, num_classes=10)
-    # The engine's own optimizer options (foreach on CPU, fused on CUDA): the arms differ by the engine only.
+    # The engine's optimizer options on CPU (foreach AdamW): the arms differ by the engine only.
     options = optimizer_options("adamw", cuda=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, **options)
     model, optimizer = accelerator.prepare(model, optimizer)

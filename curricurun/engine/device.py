@@ -37,7 +37,7 @@ import torch
 # twice the queued (pinned) batches. One training iterator spans the whole run (the batch sampler covers every
 # step), so ``persistent_workers`` would change nothing but keep the workers alive after the last step.
 PREFETCH_FACTOR = 2
-FUSED_OPTIMIZERS = ("adamw", "adam")
+ADAM_OPTIMIZERS = ("adamw", "adam")
 
 
 def cuda_present() -> bool:
@@ -74,7 +74,7 @@ def configure_backends(training, has_curriculum: bool, cuda: bool | None = None)
 def optimizer_options(name: str, cuda: bool | None = None) -> dict[str, Any]:
     """``fused=True`` for torch's AdamW/Adam on CUDA (VAR ``train.py:118-119``), ``foreach=True`` for them on CPU
     (the per-tensor loop's exact result, faster); nothing for the other optimizers."""
-    if name not in FUSED_OPTIMIZERS:
+    if name not in ADAM_OPTIMIZERS:
         return {}
     cuda = cuda_present() if cuda is None else cuda
     return {"fused": True} if cuda else {"foreach": True}

@@ -18,11 +18,11 @@ def build_optimizer(optim, param_groups: list[dict]) -> torch.optim.Optimizer:
         for group in param_groups
         if group["params"]
     ]
-    fused = optimizer_options(optim.name)  # fused on CUDA (VAR train.py:118-119), foreach on CPU
+    options = optimizer_options(optim.name)  # fused on CUDA (VAR train.py:118-119), foreach on CPU
     if optim.name == "adamw":
-        return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
+        return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **options)
     if optim.name == "adam":
-        return torch.optim.Adam(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **fused)
+        return torch.optim.Adam(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, **options)
     if optim.name == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     if optim.name == "lamb":
