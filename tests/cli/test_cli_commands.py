@@ -16,6 +16,7 @@ import pytest
 import timm
 import yaml
 from engine_helpers import REPO, small_recipe
+from rich.console import Console
 
 import curricurun
 from curricurun import cli
@@ -80,8 +81,15 @@ def test_validate_reports_ok_for_each_of_several_recipes(capsys):
     assert capsys.readouterr().out.splitlines() == [f"{path}: ok" for path in SHIPPED]
 
 
+def _wide_console(monkeypatch) -> None:
+    """A console 400 columns wide, as a fresh process started with ``COLUMNS=400`` makes (rich reads the variable
+    when the console is made: the module's own console was made with whatever this process had then)."""
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setattr(cli, "out", Console(highlight=False, soft_wrap=True))
+
+
 def test_recipes_lists_every_shipped_file_with_its_description(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")  # a table row per recipe, not wrapped
+    _wide_console(monkeypatch)  # a table row per recipe, not wrapped
     assert cli.run(["recipes"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "recipes/" in line]
     assert len(rows) == len(SHIPPED)
@@ -92,7 +100,7 @@ def test_recipes_lists_every_shipped_file_with_its_description(capsys, monkeypat
 
 
 def test_curricula_lists_every_registered_curriculum_with_its_summary(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")
+    _wide_console(monkeypatch)
     assert cli.run(["curricula"]) == 0
     listing = capsys.readouterr().out
     for name, curriculum in registry.available().items():
