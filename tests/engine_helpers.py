@@ -13,6 +13,10 @@ import yaml
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 REPO = Path(__file__).resolve().parents[1]
 
+# Threads for a test that runs the CLI alone while it waits: two serially (what the pose learning bars were
+# measured with), one under pytest-xdist, where each worker has one core (tests/conftest.py).
+SOLO_TEST_THREADS = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+
 needs_fashion_mnist = pytest.mark.skipif(
     not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
     reason="Fashion-MNIST IDX files missing: apt-get install dataset-fashion-mnist (make test does it)",

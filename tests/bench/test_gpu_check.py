@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from engine_helpers import REPO
+from engine_helpers import REPO, SOLO_TEST_THREADS
 
 # Not on the device machine (README "Run on a GPU"): the check must run without them.
 ABSENT_ON_THE_DEVICE = ("datasets", "matplotlib", "typer", "scipy", "skimage")
@@ -23,7 +23,7 @@ def test_gpu_check_tiny_runs_every_section_and_writes_sane_json(tmp_path):
         (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not on the device')\n")
     command = [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--tiny", "--out", str(tmp_path),
                "--photos", str(tmp_path / "photos")]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(blocked)}
+    env = {**os.environ, "OMP_NUM_THREADS": SOLO_TEST_THREADS, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(blocked)}
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_check_cpu.json").read_text())

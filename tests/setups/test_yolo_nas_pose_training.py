@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from build_offline_pose_data import build_bodies, build_faces  # tools/, on pytest's pythonpath
-from engine_helpers import REPO, run_cli
+from engine_helpers import REPO, SOLO_TEST_THREADS, run_cli
 
 RECIPES = REPO / "recipes"
-# The CLI runs alone while the test waits: both cores for its torch threads (run_cli defaults to one).
-TWO_THREADS = {"OMP_NUM_THREADS": "2"}
+# The CLI runs alone while the test waits: two threads serially, one per xdist worker (run_cli defaults to one).
+TWO_THREADS = {"OMP_NUM_THREADS": SOLO_TEST_THREADS}
 
 
 def _needs(*modules: str):
