@@ -59,7 +59,7 @@ generative-demo: install data
 		--classes 0,1,2,3,4,5,6,7,8,9 --per-class 4 --cfg 1.5 --seed 0 --out runs/pyramid_flow_tiny/samples.png
 
 test: install data
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --maxschedchunk 1
 
 lint: install
 	$(VENV)/bin/ruff check curricurun tests bench
